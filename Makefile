@@ -1,0 +1,26 @@
+# `make test` and `make demo` create or update .venv from requirements.txt, then run.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+
+.PHONY: venv test bench clean
+
+venv: $(INSTALLED)
+
+# Reinstall only when the requirements or the package metadata change.
+$(INSTALLED): requirements.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	touch $(INSTALLED)
+
+test: venv
+	$(BIN)/python -m pytest -q tests
+
+bench: venv
+	$(BIN)/python benchmarks/bench_stamp.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache build *.egg-info
