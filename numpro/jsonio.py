@@ -1,0 +1,164 @@
+"""Reading JSON / JSON Lines record files and appending to JSON Lines, with errors that say where.
+
+`read_records` accepts either a JSON list (upstream's result files) or JSON Lines (ours, the
+QVHighlights files) and tells them apart by the first non-blank character. `JsonlWriter`
+appends one record per line and flushes each, so a killed run loses at most the line it was
+writing; on opening it drops such a half-written last line so that it is never read as a record.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+
+class JsonInputError(ValueError):
+    """A file that is not the JSON we expect; the message names the file and line."""
+
+
+def _to_builtin(obj: Any) -> Any:
+    # numpy scalars and arrays (and anything else with tolist/item) become plain JSON values.
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    if hasattr(obj, "item"):
+        return obj.item()
+    raise TypeError(f"{type(obj).__name__} is not JSON serialisable")
+
+
+def dumps_line(record: Any) -> str:
+    """One record as a single JSON line (no trailing newline)."""
+    return json.dumps(record, ensure_ascii=False, default=_to_builtin)
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    """Load a whole JSON document."""
+    path = Path(path)
+    text = _read_text(path)
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise JsonInputError(f"{path}: line {err.lineno}, column {err.colno}: invalid JSON ({err.msg})") from None
+
+
+def iter_jsonl(path: str | os.PathLike, *, allow_partial_tail: bool = False) -> Iterator[tuple[int, Any]]:
+    """Yield (line number, record) for each non-blank line of a JSON Lines file.
+
+    With `allow_partial_tail`, an unparsable last line without a trailing newline (a run killed
+    mid-write) is skipped instead of raising.
+    """
+    path = Path(path)
+    text = _read_text(path)
+    lines = text.split("\n")
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            yield number, json.loads(line)
+        except json.JSONDecodeError as err:
+            is_tail = number == len(lines)  # no newline after it
+            if allow_partial_tail and is_tail:
+                return
+            hint = " (the file looks cut short: was the run killed?)" if is_tail else ""
+            raise JsonInputError(f"{path}: line {number}, column {err.colno}: invalid JSON ({err.msg}){hint}") from None
+
+
+def read_records(path: str | os.PathLike, *, allow_partial_tail: bool = False) -> list[dict]:
+    """Records (JSON objects) from a JSON list or a JSON Lines file, detected by content."""
+    path = Path(path)
+    text = _read_text(path)
+    if text.lstrip().startswith("["):
+        data = read_json(path)
+        if not isinstance(data, list):
+            raise JsonInputError(f"{path}: expected a JSON list of records")
+        records = list(enumerate(data, start=1))
+        where = "record"
+    else:
+        records = list(iter_jsonl(path, allow_partial_tail=allow_partial_tail))
+        where = "line"
+    for position, record in records:
+        if not isinstance(record, dict):
+            raise JsonInputError(f"{path}: {where} {position}: expected a JSON object, got {type(record).__name__}")
+    return [record for _, record in records]
+
+
+def write_json(path: str | os.PathLike, data: Any, *, indent: int = 2) -> None:
+    """Write a JSON document atomically (temporary file, then rename)."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, ensure_ascii=False, indent=indent, default=_to_builtin) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+class JsonlWriter:
+    """Append records to a JSON Lines file, one flushed line each.
+
+    Use as a context manager. `fsync=True` also forces each line to disk (slower; for runs
+    where a machine crash, not just a killed process, must not lose finished records).
+    """
+
+    def __init__(self, path: str | os.PathLike, *, fsync: bool = False):
+        self.path = Path(path)
+        self.fsync = fsync
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        _drop_partial_tail(self.path)
+        self._file = open(self.path, "a", encoding="utf-8")
+
+    def write(self, record: Any) -> None:
+        # One write call per line keeps a concurrent reader from seeing half a record
+        # more often than unavoidable; the flush makes it visible to a resumed run.
+        self._file.write(dumps_line(record) + "\n")
+        self._file.flush()
+        if self.fsync:
+            os.fsync(self._file.fileno())
+
+    def write_many(self, records: Iterable[Any]) -> None:
+        for record in records:
+            self.write(record)
+
+    def close(self) -> None:
+        if not self._file.closed:
+            self._file.close()
+
+    def __enter__(self) -> "JsonlWriter":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def append_jsonl(path: str | os.PathLike, records: Iterable[Any]) -> None:
+    """Append records to a JSON Lines file (see JsonlWriter)."""
+    with JsonlWriter(path) as writer:
+        writer.write_many(records)
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise JsonInputError(f"{path}: no such file") from None
+    except UnicodeDecodeError as err:
+        raise JsonInputError(f"{path}: not UTF-8 text (byte {err.start})") from None
+
+
+def _drop_partial_tail(path: Path) -> None:
+    """Make the file end with a newline before appending.
+
+    A last line without a newline that is not valid JSON is a record whose write never
+    finished: cut it. One that is valid JSON (a file written by hand) gets its newline.
+    """
+    if not path.exists() or path.stat().st_size == 0:
+        return
+    with open(path, "rb+") as f:
+        data = f.read()
+        if data.endswith(b"\n"):
+            return
+        start = data.rfind(b"\n") + 1
+        try:
+            json.loads(data[start:])
+        except ValueError:
+            f.truncate(start)
+        else:
+            f.write(b"\n")
