@@ -33,6 +33,9 @@ class VideoError(RuntimeError):
         self.reason = reason
         super().__init__(f"{self.path}: {reason}")
 
+    def __reduce__(self):  # picklable, so worker processes can send it back
+        return (type(self), (self.path, self.reason))
+
 
 @dataclass(frozen=True)
 class VideoInfo:

@@ -184,3 +184,14 @@ def test_header_overstating_the_frame_count_a_little(tmp_path, faststart_bytes, 
 def test_unknown_backend_is_a_value_error(make_video):
     with pytest.raises(ValueError, match="backend"):
         video.probe(make_video("30", 2), backend="gstreamer")
+
+
+def test_video_error_crosses_process_boundaries(broken_files):
+    import pickle
+
+    from numpro.parallel import run_parallel
+
+    error = pickle.loads(pickle.dumps(VideoError("a.mp4", "bad")))
+    assert (error.path, error.reason, str(error)) == ("a.mp4", "bad", "a.mp4: bad")
+    outcomes = list(run_parallel(video.probe, [broken_files / "notes.mp4"] * 2, workers=2, progress=False))
+    assert all(isinstance(o.error, VideoError) and "notes.mp4" in str(o.error) for o in outcomes)
