@@ -1,0 +1,5 @@
+"""`python -m numpro`: see numpro.cli."""
+
+from numpro.cli import main
+
+raise SystemExit(main())
