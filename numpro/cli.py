@@ -16,6 +16,7 @@ from typing import Sequence
 # name -> (module providing register(), one-line help)
 GROUPS: dict[str, tuple[str, str]] = {
     "data": ("numpro.datasets.cli", "annotation tools: build test files, convert VTimeLLM data, check data folders"),
+    "tiny": ("numpro.models.tiny", "write a tiny random model in a real checkpoint's layout (tests, demo, benchmarks)"),
 }
 
 

@@ -1,0 +1,1 @@
+"""Evaluation: tasks (moment retrieval, highlight detection), the shared runner, and the CLI."""

@@ -1,0 +1,302 @@
+"""The evaluation loop shared by every model family and both tasks.
+
+Per video: decode only the sampled frames once, stamp them in memory, and reuse them for all of
+the video's queries. DataLoader worker processes do the decoding, stamping and the model's CPU
+preprocessing for the next batches while the model generates. Records are appended and flushed
+per batch; a rerun skips queries already answered. Under torchrun each rank takes a disjoint
+set of videos and appends to its own part file; rank 0 merges everything in input order.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+from tqdm import tqdm
+
+from .. import jsonio
+from ..metrics.report import default_out_path as metrics_path
+from ..stamp import Stamper, StampStyle
+from ..video import VIDEO_EXTENSIONS, VideoError, read_sampled
+from .tasks import Query
+
+OK = "ok"
+
+
+@dataclass
+class RunOptions:
+    annotations: Path
+    videos: Path
+    save_path: Path
+    fps: float
+    size: int = 336
+    max_frames: int | None = None
+    numbers: bool = True
+    style: StampStyle = field(default_factory=StampStyle)
+    batch_size: int = 1
+    max_new_tokens: int = 128
+    limit: int | None = None
+    workers: int = 2
+    backend: str = "auto"
+    dump_frames: Path | None = None
+    progress: bool = True
+
+
+@dataclass
+class Dist:
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @classmethod
+    def from_env(cls) -> "Dist":
+        return cls(int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)),
+                   int(os.environ.get("LOCAL_RANK", 0)))
+
+
+def find_video(videos: Path, name: str) -> Path | None:
+    """The video file for an annotation's name; also tries the other common extensions."""
+    path = videos / name
+    if path.is_file():
+        return path
+    stem = Path(name).stem
+    for ext in VIDEO_EXTENSIONS:
+        candidate = videos / (stem + ext)
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def group_by_video(queries: list[Query]) -> list[list[Query]]:
+    """Queries grouped by video, videos in order of first appearance."""
+    groups: dict[str, list[Query]] = {}
+    for query in queries:
+        groups.setdefault(query.video, []).append(query)
+    return list(groups.values())
+
+
+def make_batches(groups: list[list[Query]], batch_size: int) -> list[list[Query]]:
+    """Pack whole videos into batches of at most `batch_size` queries (a video with more
+    queries than that gets batches of its own), so a video is decoded once per batch."""
+    batches: list[list[Query]] = []
+    current: list[Query] = []
+    for group in groups:
+        if current and len(current) + len(group) > batch_size:
+            batches.append(current)
+            current = []
+        for start in range(0, len(group), batch_size):
+            chunk = group[start : start + batch_size]
+            if len(chunk) == batch_size:
+                batches.append(chunk)
+            else:
+                current.extend(chunk)
+    if current:
+        batches.append(current)
+    return batches
+
+
+@dataclass
+class PreparedWork:
+    queries: list[Query]
+    statuses: list[str]
+    errors: list[str | None]
+    batch: object | None  # the model's PreparedBatch for the queries whose status is ok
+
+
+class BatchDataset:
+    """Map-style dataset over batches: decoding, stamping and preprocessing (runs in workers)."""
+
+    def __init__(self, batches, task, options: RunOptions, preprocessor, prompt_style: str):
+        self.batches = batches
+        self.task = task
+        self.options = options
+        self.preprocessor = preprocessor
+        self.prompt_style = prompt_style
+        self._stamper = None
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def _frames(self, name: str) -> tuple[np.ndarray | None, str, str | None]:
+        options = self.options
+        path = find_video(options.videos, name)
+        if path is None:
+            return None, "missing_video", f"{options.videos / name} not found"
+        try:
+            sampled = read_sampled(path, options.fps, options.size, options.backend, options.max_frames)
+        except VideoError as err:
+            return None, "decode_error", str(err)
+        if not sampled.frames:
+            return None, "empty_video", f"{path}: no frames to sample"
+        pixels = sampled.pixels
+        if options.numbers:
+            if self._stamper is None:
+                self._stamper = Stamper(options.style)
+            pixels = self._stamper.stamp_all(pixels, sampled.numbers, inplace=True)
+        if options.dump_frames is not None:
+            dump_frames(options.dump_frames / Path(name).stem, pixels, sampled.numbers)
+        return pixels, OK, None
+
+    def __getitem__(self, index: int) -> PreparedWork:
+        queries = self.batches[index]
+        cache: dict[str, tuple] = {}
+        statuses, errors, videos, texts = [], [], [], []
+        for query in queries:
+            if query.video not in cache:
+                cache[query.video] = self._frames(query.video)
+            frames, status, error = cache[query.video]
+            statuses.append(status)
+            errors.append(error)
+            if status == OK:
+                videos.append(frames)
+                texts.append(self.task.prompt(query, self.prompt_style))
+        batch = self.preprocessor(videos, texts, self.options.fps) if videos else None
+        return PreparedWork(queries, statuses, errors, batch)
+
+
+def dump_frames(folder: Path, pixels: np.ndarray, numbers: list[int]) -> None:
+    """The exact frames fed to the model, as lossless PNGs named by their stamped number."""
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for frame, number in zip(pixels, numbers):
+        Image.fromarray(frame).save(folder / f"{number:06d}.png")
+
+
+def part_path(save_path: Path, rank: int, world: int) -> Path:
+    return save_path.with_name(f"{save_path.name}.rank{rank}-of-{world}.part")
+
+
+def _existing_records(save_path: Path) -> list[dict]:
+    """Records already written by earlier (possibly killed or multi-process) runs."""
+    records = []
+    for path in [save_path, *sorted(save_path.parent.glob(save_path.name + ".rank*-of-*.part"))]:
+        if path.is_file():
+            records.extend(jsonio.read_records(path, allow_partial_tail=True))
+    return records
+
+
+def _identity(task, record: dict) -> str:
+    return str(record.get(task.id_field))
+
+
+def merge_records(task, save_path: Path, queries: list[Query]) -> list[dict]:
+    """One record per query (the newest wins), in input order, written atomically to save_path;
+    the rank part files are then removed."""
+    latest: dict[str, dict] = {}
+    for record in _existing_records(save_path):
+        latest[_identity(task, record)] = record
+    order = {q.key: i for i, q in enumerate(queries)}
+    keys = sorted(latest, key=lambda k: (order.get(k, len(order)), k))
+    tmp = save_path.with_name(save_path.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as handle:
+        for key in keys:
+            handle.write(jsonio.dumps_line(latest[key]) + "\n")
+    os.replace(tmp, save_path)
+    for part in save_path.parent.glob(save_path.name + ".rank*-of-*.part"):
+        part.unlink()
+    return [latest[k] for k in keys]
+
+
+def _init_distributed(dist: Dist, device: str):
+    if dist.world <= 1:
+        return None
+    import torch.distributed as td
+
+    if not td.is_initialized():
+        td.init_process_group(backend="nccl" if device.startswith("cuda") else "gloo")
+    return td
+
+
+def default_device(dist: Dist) -> str:
+    import torch
+
+    return f"cuda:{dist.local_rank}" if torch.cuda.is_available() else "cpu"
+
+
+def run(task, options: RunOptions, load_model: Callable[[str], object], device: str | None = None) -> dict | None:
+    """Evaluate every query of `options.annotations`; returns the metrics on rank 0."""
+    import torch
+
+    dist = Dist.from_env()
+    device = device or default_device(dist)
+    td = _init_distributed(dist, device)
+    save_path = Path(options.save_path)
+    save_path.parent.mkdir(parents=True, exist_ok=True)
+
+    all_queries = task.load(options.annotations)
+    if options.limit:
+        all_queries = all_queries[: options.limit]
+    done = {_identity(task, r) for r in _existing_records(save_path) if r.get("status") == OK}
+    groups = [g for i, g in enumerate(group_by_video(all_queries)) if i % dist.world == dist.rank]
+    todo = [q for group in groups for q in group if q.key not in done]
+    _say(dist, f"{len(all_queries)} queries, {len(done)} already answered, "
+               f"{sum(1 for q in all_queries if q.key not in done)} to run"
+               + (f" on {dist.world} processes" if dist.world > 1 else ""))
+
+    if todo:
+        model = load_model(device)
+        dataset = BatchDataset(make_batches(group_by_video(todo), options.batch_size), task, options,
+                               model.preprocessor, model.hd_prompt_style)
+        loader = torch.utils.data.DataLoader(
+            dataset, batch_size=None, shuffle=False, num_workers=options.workers,
+            collate_fn=lambda work: work, prefetch_factor=2 if options.workers else None,
+        )
+        output = save_path if dist.world == 1 else part_path(save_path, dist.rank, dist.world)
+        bar = tqdm(total=len(todo), desc=f"rank {dist.rank}" if dist.world > 1 else "queries",
+                   unit="query", disable=not options.progress, dynamic_ncols=True, position=dist.rank)
+        with jsonio.JsonlWriter(output) as writer:
+            for work in loader:
+                writer.write_many(_answer(task, model, work, options))
+                bar.update(len(work.queries))
+        bar.close()
+
+    if td is not None:
+        td.barrier()
+    metrics = None
+    if dist.rank == 0:
+        records = merge_records(task, save_path, all_queries)
+        wanted = {q.key for q in all_queries}
+        summary, metrics = task.score([r for r in records if _identity(task, r) in wanted], all_queries,
+                                      save_path, Path(options.annotations))
+        jsonio.write_json(metrics_path(save_path), metrics)
+        print(summary)
+        print(f"predictions: {save_path}\nmetrics:     {metrics_path(save_path)}")
+    if td is not None:
+        td.barrier()
+        td.destroy_process_group()
+    return metrics
+
+
+def _answer(task, model, work: PreparedWork, options: RunOptions) -> list[dict]:
+    """Generate for the batch's ready queries and build every query's record."""
+    answers: list[str | None] = []
+    failure = None
+    if work.batch is not None:
+        try:
+            answers = model.generate(work.batch, options.max_new_tokens)
+        except Exception as err:  # e.g. out of memory on one huge video: record it, keep going
+            failure = f"{type(err).__name__}: {err}"
+            print(f"generation failed for {[q.key for q in work.queries]}: {failure}", file=sys.stderr)
+    records, ready = [], iter(answers)
+    for query, status, error in zip(work.queries, work.statuses, work.errors):
+        response = None
+        if status == OK:
+            if failure is not None:
+                status, error = "model_error", failure
+            else:
+                response = next(ready)
+        record = task.record(query, response, options.fps, status)
+        if error:
+            record["error"] = error
+        records.append(record)
+    return records
+
+
+def _say(dist: Dist, message: str) -> None:
+    if dist.rank == 0:
+        print(message, flush=True)

@@ -1,0 +1,131 @@
+"""The two evaluation tasks: what a query is, its prompt, its output record and its metrics.
+
+Moment retrieval (Charades-STA, ActivityNet): records carry upstream's fields plus ours
+(DESIGN 2). Highlight detection (QVHighlights): one record per query with the parsed frames,
+scores and per-clip saliency.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .. import prompts, timeline
+from ..jsonio import JsonInputError, read_records
+from ..metrics import report
+from ..metrics.hd import evaluate_hd_records, saliency_from_frames
+from ..metrics.mr import score_mr_records
+from ..parsing import parse_highlight, parse_span
+
+
+@dataclass
+class Query:
+    key: str  # the record id as a string (resume and merge compare these)
+    video: str  # file name relative to the video folder
+    text: str  # the query sentence
+    source: dict = field(default_factory=dict)  # the annotation record as read
+
+
+def _require(record: dict, fields: tuple[str, ...], where: str) -> None:
+    for name in fields:
+        if name not in record:
+            raise JsonInputError(f"{where}: missing field '{name}'")
+
+
+class MomentRetrieval:
+    name = "mr"
+    id_field = "id"
+
+    def __init__(self, question: str = prompts.MR_QUESTION, instruction: str | None = prompts.INSTRUCTION):
+        self.question = question
+        self.instruction = instruction
+
+    def load(self, path: str | Path) -> list[Query]:
+        records = read_records(path)
+        queries = []
+        for index, record in enumerate(records, start=1):
+            where = f"{path}: record {index}"
+            _require(record, ("id", "video", "query", "start_time", "end_time", "duration"), where)
+            queries.append(Query(str(record["id"]), str(record["video"]), str(record["query"]), record))
+        return queries
+
+    def prompt(self, query: Query, model_style: str) -> str:
+        # upstream joins instruction and question with no space (SPEC 4)
+        return (self.instruction or "") + self.question.format(query.text)
+
+    def record(self, query: Query, response: str | None, fps: float, status: str) -> dict:
+        answer = parse_span(response)
+        start_sec, end_sec = timeline.span_to_seconds(answer.start, answer.end, fps) if answer.ok else (None, None)
+        source = query.source
+        return {
+            "id": source["id"],
+            "response": response if response is not None else "",
+            "gt_start": source["start_time"],
+            "gt_end": source["end_time"],
+            "pred_start": answer.start,
+            "pred_end": answer.end,
+            "duration": source["duration"],
+            "video": query.video,
+            "query": query.text,
+            "fps": fps,
+            "parsed": answer.ok,
+            "pred_start_sec": start_sec,
+            "pred_end_sec": end_sec,
+            "status": status,
+        }
+
+    def score(self, records: list[dict], queries: list[Query], pred_path: Path, gt_path: Path) -> tuple[str, dict]:
+        """The printed summary and the metrics JSON, as eval/metrics_mr.py gives them."""
+        scored = score_mr_records(records, source=str(pred_path))
+        return report.mr_summary(scored, str(pred_path)), report.mr_payload(scored, pred_path)
+
+
+class HighlightDetection:
+    name = "hd"
+    id_field = "qid"
+
+    def __init__(self, prompt_template: str | None = None, numbers: bool = True):
+        self.prompt_template = prompt_template  # None: the model family's upstream prompt
+        self.numbers = numbers
+
+    def load(self, path: str | Path) -> list[Query]:
+        records = read_records(path)
+        queries = []
+        for index, record in enumerate(records, start=1):
+            where = f"{path}: line {index}"
+            _require(record, ("qid", "query", "vid", "duration"), where)
+            queries.append(Query(str(record["qid"]), f"{record['vid']}.mp4", str(record["query"]), record))
+        return queries
+
+    def prompt(self, query: Query, model_style: str) -> str:
+        if self.prompt_template is not None:
+            return self.prompt_template.format(query.text)
+        return prompts.hd_prompt(query.text, model_style, numbers=self.numbers)
+
+    def record(self, query: Query, response: str | None, fps: float, status: str) -> dict:
+        answer = parse_highlight(response)
+        n_clips = timeline.num_clips(query.source["duration"])
+        saliency = saliency_from_frames(list(answer.frames), list(answer.scores), n_clips, fps)
+        return {
+            "qid": query.source["qid"],
+            "vid": query.source["vid"],
+            "query": query.text,
+            "response": response if response is not None else "",
+            "pred_frames": list(answer.frames),
+            "pred_scores": list(answer.scores),
+            "pred_saliency_scores": [float(s) for s in saliency],
+            "duration": query.source["duration"],
+            "fps": fps,
+            "parsed": answer.ok,
+            "status": status,
+        }
+
+    def score(self, records: list[dict], queries: list[Query], pred_path: Path, gt_path: Path) -> tuple[str, dict]:
+        """The printed summary and the metrics JSON, as eval/metrics_hd.py gives them."""
+        scored = evaluate_hd_records(records, [q.source for q in queries], pred_source=str(pred_path),
+                                     gt_source=str(gt_path))
+        return report.hd_summary(scored, str(pred_path)), report.hd_payload(scored, pred_path, gt_path)
+
+
+TASKS: dict[str, Any] = {"mr": MomentRetrieval, "hd": HighlightDetection}
