@@ -255,3 +255,39 @@ def test_full_size_config_is_qwen2_vl_7b_instruct():
     with torch.device("meta"):
         model = transformers.Qwen2VLForConditionalGeneration._from_config(config)
     assert round(sum(p.numel() for p in model.parameters()) / 1e9, 2) == 8.29
+
+
+def test_llava_onevision_family_is_picked_from_the_config(dataset, tmp_path):
+    from numpro.models.tiny import build
+
+    tiny = build("llava_onevision", tmp_path / "tiny_lo")
+    save = tmp_path / "lo.jsonl"
+    assert main(qwen2_vl_7b_mr.SPEC, mr_args(tiny, dataset, save, "--limit", "4", "--batch_size", "4")) == 0
+    records = read_jsonl(save)
+    assert [r["status"] for r in records] == ["ok", "ok", "ok", "ok"]
+    # videos of different lengths in one batch give the same answers as one at a time
+    single = tmp_path / "lo1.jsonl"
+    main(qwen2_vl_7b_mr.SPEC, mr_args(tiny, dataset, single, "--limit", "4"))
+    assert [r["response"] for r in read_jsonl(single)] == [r["response"] for r in records]
+
+
+def test_qwen2_5_vl_positions_use_absolute_time_and_the_original_rule(tmp_path):
+    from numpro.models.base import load_model
+    from numpro.models.tiny import build
+
+    model = load_model(build("qwen2_5_vl", tmp_path / "tiny_q25"))
+    assert model.model.__class__.__name__ == "Qwen2_5_VLForConditionalGeneration"
+    frames = np.zeros((16, 336, 336, 3), np.uint8)
+    batch = model.preprocessor([frames], [prompts.mr_prompt("a dog")], 1.0).tensors
+    assert batch["second_per_grid_ts"].tolist() == [2.0]  # 2 frames per grid at 1 FPS
+    positions, _ = model.model.model.get_rope_index(
+        batch["input_ids"], batch["mm_token_type_ids"], video_grid_thw=batch["video_grid_thw"],
+        attention_mask=batch["attention_mask"], second_per_grid_ts=batch["second_per_grid_ts"])
+    ids = batch["input_ids"][0]
+    vision = (ids == model.model.config.video_token_id).nonzero().ravel()
+    start, end = vision[0].item(), vision[-1].item()
+    interval = 2.0 * model.model.config.vision_config.tokens_per_second  # seconds per grid x tokens/s
+    temporal = positions[0, 0, vision].unique().tolist()
+    assert temporal == [start + int(i * interval) for i in range(8)]
+    # text resumes after the largest vision position (temporal here: start + 28), not after the grid
+    assert positions[:, 0, end + 1].tolist() == [start + int(7 * interval) + 1] * 3

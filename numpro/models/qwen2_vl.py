@@ -77,10 +77,13 @@ class Qwen2VLPreprocessor(Preprocessor):
     def __call__(self, videos: Sequence[np.ndarray], texts: Sequence[str], fps: float) -> PreparedBatch:
         prompts = [self.render(text) for text in texts]
         tensors = [self.frames_tensor(frames, fps) for frames in videos]
+        # frames arrive already sampled at `fps`: say so, so Qwen2.5-VL's absolute-time positions
+        # (second_per_grid_ts) are right; Qwen2-VL ignores it
+        metadata = [{"total_num_frames": len(t), "fps": fps, "frames_indices": list(range(len(t)))} for t in tensors]
         inputs = self.processor(
-            text=prompts, videos=tensors, padding=True, return_tensors="pt", do_resize=False,
+            text=prompts, videos=tensors, video_metadata=metadata, padding=True, return_tensors="pt",
+            do_resize=False, do_sample_frames=False,
             cap_pixels_per_frame=False,  # qwen-vl-utils already bounded each frame above
-            fps=fps,
         )
         return PreparedBatch(dict(inputs), prompts)
 
@@ -229,8 +232,9 @@ def default_attention(device: str) -> str:
     return "sdpa"
 
 
-def build_tiny(output_dir: str | Path, seed: int = 0) -> Path:
-    """A randomly initialised few-MB Qwen2-VL in the Hugging Face layout of the real checkpoint."""
+def build_tiny(output_dir: str | Path, seed: int = 0, variant: str = "qwen2_vl") -> Path:
+    """A randomly initialised few-MB Qwen2-VL (or Qwen2.5-VL with variant="qwen2_5_vl") in the
+    Hugging Face layout of the real checkpoint."""
     import torch
     import transformers
 
@@ -239,30 +243,38 @@ def build_tiny(output_dir: str | Path, seed: int = 0) -> Path:
     output_dir = Path(output_dir)
     tokenizer = build_qwen2_tokenizer(QWEN2_VL_SPECIAL_TOKENS)
     ids = {t: tokenizer.convert_tokens_to_ids(t) for t in ["<|endoftext|>", "<|im_end|>", *QWEN2_VL_SPECIAL_TOKENS]}
-    config = transformers.Qwen2VLConfig(
-        text_config={
-            "vocab_size": len(tokenizer), "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
-            "num_attention_heads": 2, "num_key_value_heads": 1, "max_position_embeddings": 4096,
-            "rms_norm_eps": 1e-6, "rope_parameters": {"rope_type": "default", "rope_theta": 1e6,
-                                                      "mrope_section": [2, 3, 3]},
-            "bos_token_id": ids["<|endoftext|>"], "eos_token_id": ids["<|im_end|>"],
-            "pad_token_id": ids["<|endoftext|>"],
-        },
-        vision_config={"depth": 1, "embed_dim": 32, "hidden_size": 32, "num_heads": 2, "mlp_ratio": 2,
-                       "patch_size": 14, "spatial_merge_size": 2, "temporal_patch_size": 2, "in_channels": 3},
+    text_config = {
+        "vocab_size": len(tokenizer), "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
+        "num_attention_heads": 2, "num_key_value_heads": 1, "max_position_embeddings": 4096,
+        "rms_norm_eps": 1e-6, "rope_parameters": {"rope_type": "default", "rope_theta": 1e6, "mrope_section": [2, 3, 3]},
+        "bos_token_id": ids["<|endoftext|>"], "eos_token_id": ids["<|im_end|>"], "pad_token_id": ids["<|endoftext|>"],
+    }
+    vision_common = {"patch_size": 14, "spatial_merge_size": 2, "temporal_patch_size": 2, "in_channels": 3}
+    if variant == "qwen2_5_vl":
+        config_cls, model_cls, processor_cls = (transformers.Qwen2_5_VLConfig, transformers.Qwen2_5_VLForConditionalGeneration,
+                                                transformers.Qwen2_5_VLProcessor)
+        vision_config = {"depth": 2, "hidden_size": 32, "intermediate_size": 64, "num_heads": 2, "out_hidden_size": 32,
+                         "fullatt_block_indexes": [1], "window_size": 112, "tokens_per_second": 2, **vision_common}
+    else:
+        config_cls, model_cls, processor_cls = (transformers.Qwen2VLConfig, transformers.Qwen2VLForConditionalGeneration,
+                                                transformers.Qwen2VLProcessor)
+        vision_config = {"depth": 1, "embed_dim": 32, "hidden_size": 32, "num_heads": 2, "mlp_ratio": 2, **vision_common}
+    config = config_cls(
+        text_config=text_config, vision_config=vision_config,
         image_token_id=ids["<|image_pad|>"], video_token_id=ids["<|video_pad|>"],
         vision_start_token_id=ids["<|vision_start|>"], vision_end_token_id=ids["<|vision_end|>"],
         tie_word_embeddings=False,
     )
     torch.manual_seed(seed)
-    model = transformers.Qwen2VLForConditionalGeneration(config)
+    model = model_cls(config)
+    # the released checkpoints' generation_config: top_k=1 sampling, i.e. greedy with a repetition penalty
     model.generation_config = transformers.GenerationConfig(
         bos_token_id=ids["<|endoftext|>"], pad_token_id=ids["<|endoftext|>"], do_sample=True,
         eos_token_id=[ids["<|im_end|>"], ids["<|endoftext|>"]], repetition_penalty=1.05,
         temperature=0.1, top_k=1, top_p=0.001,
     )
     model.save_pretrained(output_dir)
-    processor = transformers.Qwen2VLProcessor(
+    processor = processor_cls(
         image_processor=transformers.Qwen2VLImageProcessor(min_pixels=MIN_PIXELS, max_pixels=MAX_PIXELS),
         video_processor=transformers.Qwen2VLVideoProcessor(),
         tokenizer=tokenizer,

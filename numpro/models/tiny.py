@@ -10,12 +10,16 @@ import argparse
 import importlib
 from pathlib import Path
 
-FAMILIES = ("qwen2_vl", "longva")
+FAMILIES = ("qwen2_vl", "qwen2_5_vl", "llava_onevision", "longva")
 
 
 def build(family: str, output: str | Path, lora: str | Path | None = None, seed: int = 0) -> Path:
     if family not in FAMILIES:
         raise ValueError(f"unknown family {family!r}; choose one of {', '.join(FAMILIES)}")
+    if family == "qwen2_5_vl":
+        from .qwen2_vl import build_tiny
+
+        return build_tiny(output, seed=seed, variant="qwen2_5_vl")
     module = importlib.import_module(f"numpro.models.{family}")
     if family == "longva":
         return module.build_tiny(output, lora_dir=lora, seed=seed)
@@ -29,8 +33,8 @@ def register(subparsers, name: str, help_text: str) -> None:
         name, help=help_text, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--family", required=True, choices=FAMILIES,
-                        help="qwen2_vl: Hugging Face layout of Qwen2-VL-7B-Instruct; "
-                             "longva: LLaVA layout of LongVA-7B-DPO")
+                        help="qwen2_vl / qwen2_5_vl: Hugging Face layout of Qwen2(.5)-VL-7B-Instruct; llava_onevision: "
+                             "llava-hf layout of LLaVA-OneVision/LLaVA-Video; longva: LLaVA layout of LongVA-7B-DPO")
     parser.add_argument("--output", required=True, help="folder to write the checkpoint to")
     parser.add_argument("--lora", default=None,
                         help="(longva) also write a tiny adapter in the released NumPro-FT layout to this folder")
