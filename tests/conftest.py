@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from fractions import Fraction
 from pathlib import Path
@@ -42,3 +43,30 @@ class VideoFactory:
 @pytest.fixture(scope="session")
 def make_video(tmp_path_factory) -> VideoFactory:
     return VideoFactory(tmp_path_factory.mktemp("videos"))
+
+
+EVAL_VIDEOS = [("vid0", NTSC, 12), ("vid1", Fraction(25), 9), ("vid2", Fraction(30), 7)]
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+@pytest.fixture(scope="session")
+def dataset(tmp_path_factory):
+    """Three synthetic videos, nine moment queries plus one with a missing video, three highlight queries."""
+    root = tmp_path_factory.mktemp("mr_data")
+    records, qvh = [], []
+    for i, (name, rate, seconds) in enumerate(EVAL_VIDEOS):
+        synthetic.write_video(root / "videos" / f"{name}.mp4", round(seconds * rate), rate, (64, 48))
+        for j in range(3):
+            records.append({"id": f"{name}_{j}", "video": f"{name}.mp4", "query": f"person number {j} sits",
+                            "start_time": 1.0 + j, "end_time": 4.0 + j, "duration": seconds})
+        qvh.append({"qid": 100 + i, "query": f"query {i}", "duration": seconds + 1, "vid": name,
+                    "relevant_clip_ids": [1, 2], "saliency_scores": [[1, 2, 3], [4, 4, 2]],
+                    "relevant_windows": [[2, 6]]})
+    records.insert(4, {"id": "gone_0", "video": "gone.mp4", "query": "nothing", "start_time": 0,
+                       "end_time": 1, "duration": 5})
+    (root / "test.json").write_text(json.dumps(records))
+    (root / "qvh.jsonl").write_text("".join(json.dumps(r) + "\n" for r in qvh))
+    return root

@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -20,12 +19,12 @@ from numpro.evaluation.tasks import HighlightDetection, MomentRetrieval
 from numpro.stamp import Stamper, StampStyle
 from numpro.video import read_sampled
 
+from conftest import EVAL_VIDEOS as VIDEOS, read_jsonl
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "eval"))
 import qwen2_vl_7b_hd  # noqa: E402
 import qwen2_vl_7b_mr  # noqa: E402
-
-VIDEOS = [("vid0", Fraction(30000, 1001), 12), ("vid1", Fraction(25), 9), ("vid2", Fraction(30), 7)]
 
 
 @pytest.fixture(scope="module")
@@ -39,32 +38,9 @@ def tiny_qwen(tmp_path_factory):
     return output
 
 
-@pytest.fixture(scope="module")
-def dataset(tmp_path_factory):
-    root = tmp_path_factory.mktemp("mr_data")
-    records, qvh = [], []
-    for i, (name, rate, seconds) in enumerate(VIDEOS):
-        synthetic.write_video(root / "videos" / f"{name}.mp4", round(seconds * rate), rate, (64, 48))
-        for j in range(3):
-            records.append({"id": f"{name}_{j}", "video": f"{name}.mp4", "query": f"person number {j} sits",
-                            "start_time": 1.0 + j, "end_time": 4.0 + j, "duration": seconds})
-        qvh.append({"qid": 100 + i, "query": f"query {i}", "duration": seconds + 1, "vid": name,
-                    "relevant_clip_ids": [1, 2], "saliency_scores": [[1, 2, 3], [4, 4, 2]],
-                    "relevant_windows": [[2, 6]]})
-    records.insert(4, {"id": "gone_0", "video": "gone.mp4", "query": "nothing", "start_time": 0,
-                       "end_time": 1, "duration": 5})
-    (root / "test.json").write_text(json.dumps(records))
-    (root / "qvh.jsonl").write_text("".join(json.dumps(r) + "\n" for r in qvh))
-    return root
-
-
 def mr_args(tiny, data, save, *extra):
     return ["--data_path", str(data / "test.json"), "--video_path", str(data / "videos"), "--model_path", str(tiny),
             "--save_path", str(save), "--max_new_tokens", "8", "--workers", "1", *extra]
-
-
-def read_jsonl(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines()]
 
 
 @pytest.fixture(scope="module")
@@ -220,13 +196,15 @@ def test_original_rope_rule_after_a_long_video(tiny_qwen):
     assert delta.item() == text_start + suffix - ids.shape[1]
 
 
-def test_make_batches_keeps_videos_whole():
+def test_units_keep_videos_whole():
     from numpro.evaluation.tasks import Query
 
     queries = [Query(f"{v}{i}", v, "q") for v, n in [("a", 2), ("b", 3), ("c", 1), ("d", 5)] for i in range(n)]
-    batches = runner.make_batches(runner.group_by_video(queries), 4)
-    assert [[q.key for q in b] for b in batches] == [["a0", "a1"], ["b0", "b1", "b2", "c0"],
-                                                      ["d0", "d1", "d2", "d3"], ["d4"]]
+    units = runner.make_units(runner.group_by_video(queries), 4)
+    as_keys = [[[q.key for q in batch] for batch in unit] for unit in units]
+    assert as_keys == [[["a0", "a1"]], [["b0", "b1", "b2", "c0"]], [["d0", "d1", "d2", "d3"], ["d4"]]]
+    single = runner.make_units(runner.group_by_video(queries), 1)
+    assert [len(unit) for unit in single] == [2, 3, 1, 5]  # batch size 1: one unit per video
 
 
 def test_random_init_builds_from_a_config_without_weights(tiny_qwen, dataset, tmp_path):

@@ -61,9 +61,10 @@ def build_parser(spec: ScriptSpec) -> argparse.ArgumentParser:
     if spec.family == "longva":
         model.add_argument("--lora_path", default=None, help="NumPro-FT LoRA checkpoint to merge (released layout)")
     model.add_argument("--device", default=None, help="cuda:N or cpu (default: this rank's GPU, else cpu)")
-    model.add_argument("--device_map", default=None, help="'auto' spreads a model too large for one GPU")
+    if spec.family != "longva":
+        model.add_argument("--device_map", default=None, help="'auto' spreads a model too large for one GPU")
     model.add_argument("--dtype", default=None, choices=["bfloat16", "float16", "float32"],
-                       help="default: bfloat16 on GPU, float32 on CPU")
+                       help="default on GPU: float16 for LongVA (as upstream), bfloat16 otherwise; float32 on CPU")
     model.add_argument("--attn_implementation", default=None, help="default: flash_attention_2 if installed, else sdpa")
     model.add_argument("--random_init", action="store_true",
                        help="build the model from --model_path's config without weights (speed measurements only)")
@@ -119,7 +120,8 @@ def _model_loader(spec: ScriptSpec, args):
         if args.dtype:
             kwargs["dtype"] = getattr(torch, args.dtype)
         if spec.family == "longva":
-            kwargs.update(lora_path=args.lora_path, max_frames=args.max_frames or 240)
+            kwargs.update(lora_path=args.lora_path, max_frames=args.max_frames or 240,
+                          tokenizer_path=args.processor_path)
         else:
             kwargs.update(device_map=args.device_map, processor_path=args.processor_path)
         return load_model(args.model_path, spec.family, **kwargs)

@@ -1,7 +1,7 @@
 """The evaluation loop shared by every model family and both tasks.
 
 Per video: decode only the sampled frames once, stamp them in memory, and reuse them for all of
-the video's queries. DataLoader worker processes do the decoding, stamping and the model's CPU
+the video's queries (a DataLoader item is a unit of whole videos). DataLoader worker processes do the decoding, stamping and the model's CPU
 preprocessing for the next batches while the model generates. Records are appended and flushed
 per batch; a rerun skips queries already answered. Under torchrun each rank takes a disjoint
 set of videos and appends to its own part file; rank 0 merges everything in input order.
@@ -79,24 +79,20 @@ def group_by_video(queries: list[Query]) -> list[list[Query]]:
     return list(groups.values())
 
 
-def make_batches(groups: list[list[Query]], batch_size: int) -> list[list[Query]]:
-    """Pack whole videos into batches of at most `batch_size` queries (a video with more
-    queries than that gets batches of its own), so a video is decoded once per batch."""
-    batches: list[list[Query]] = []
+def make_units(groups: list[list[Query]], batch_size: int) -> list[list[list[Query]]]:
+    """Units of work for the DataLoader: whole videos packed together, split into generation
+    batches of at most `batch_size` queries. A unit holds every query of its videos, so each
+    video is decoded exactly once; a batch may mix videos of the same unit."""
+    units: list[list[Query]] = []
     current: list[Query] = []
     for group in groups:
         if current and len(current) + len(group) > batch_size:
-            batches.append(current)
+            units.append(current)
             current = []
-        for start in range(0, len(group), batch_size):
-            chunk = group[start : start + batch_size]
-            if len(chunk) == batch_size:
-                batches.append(chunk)
-            else:
-                current.extend(chunk)
+        current = current + group
     if current:
-        batches.append(current)
-    return batches
+        units.append(current)
+    return [[unit[i : i + batch_size] for i in range(0, len(unit), batch_size)] for unit in units]
 
 
 @dataclass
@@ -108,10 +104,10 @@ class PreparedWork:
 
 
 class BatchDataset:
-    """Map-style dataset over batches: decoding, stamping and preprocessing (runs in workers)."""
+    """Map-style dataset over units: decoding, stamping and preprocessing (runs in workers)."""
 
-    def __init__(self, batches, task, options: RunOptions, preprocessor, prompt_style: str):
-        self.batches = batches
+    def __init__(self, units, task, options: RunOptions, preprocessor, prompt_style: str):
+        self.units = units
         self.task = task
         self.options = options
         self.preprocessor = preprocessor
@@ -119,7 +115,7 @@ class BatchDataset:
         self._stamper = None
 
     def __len__(self) -> int:
-        return len(self.batches)
+        return len(self.units)
 
     def _frames(self, name: str) -> tuple[np.ndarray | None, str, str | None]:
         options = self.options
@@ -141,21 +137,23 @@ class BatchDataset:
             dump_frames(options.dump_frames / Path(name).stem, pixels, sampled.numbers)
         return pixels, OK, None
 
-    def __getitem__(self, index: int) -> PreparedWork:
-        queries = self.batches[index]
-        cache: dict[str, tuple] = {}
-        statuses, errors, videos, texts = [], [], [], []
-        for query in queries:
-            if query.video not in cache:
-                cache[query.video] = self._frames(query.video)
-            frames, status, error = cache[query.video]
-            statuses.append(status)
-            errors.append(error)
-            if status == OK:
-                videos.append(frames)
-                texts.append(self.task.prompt(query, self.prompt_style))
-        batch = self.preprocessor(videos, texts, self.options.fps) if videos else None
-        return PreparedWork(queries, statuses, errors, batch)
+    def __getitem__(self, index: int) -> list[PreparedWork]:
+        cache: dict[str, tuple] = {}  # this unit's videos, each decoded once
+        work = []
+        for queries in self.units[index]:
+            statuses, errors, videos, texts = [], [], [], []
+            for query in queries:
+                if query.video not in cache:
+                    cache[query.video] = self._frames(query.video)
+                frames, status, error = cache[query.video]
+                statuses.append(status)
+                errors.append(error)
+                if status == OK:
+                    videos.append(frames)
+                    texts.append(self.task.prompt(query, self.prompt_style))
+            batch = self.preprocessor(videos, texts, self.options.fps) if videos else None
+            work.append(PreparedWork(queries, statuses, errors, batch))
+        return work
 
 
 def dump_frames(folder: Path, pixels: np.ndarray, numbers: list[int]) -> None:
@@ -240,19 +238,20 @@ def run(task, options: RunOptions, load_model: Callable[[str], object], device: 
 
     if todo:
         model = load_model(device)
-        dataset = BatchDataset(make_batches(group_by_video(todo), options.batch_size), task, options,
+        dataset = BatchDataset(make_units(group_by_video(todo), options.batch_size), task, options,
                                model.preprocessor, model.hd_prompt_style)
         loader = torch.utils.data.DataLoader(
             dataset, batch_size=None, shuffle=False, num_workers=options.workers,
-            collate_fn=lambda work: work, prefetch_factor=2 if options.workers else None,
+            collate_fn=lambda unit: unit, prefetch_factor=2 if options.workers else None,
         )
         output = save_path if dist.world == 1 else part_path(save_path, dist.rank, dist.world)
         bar = tqdm(total=len(todo), desc=f"rank {dist.rank}" if dist.world > 1 else "queries",
                    unit="query", disable=not options.progress, dynamic_ncols=True, position=dist.rank)
         with jsonio.JsonlWriter(output) as writer:
-            for work in loader:
-                writer.write_many(_answer(task, model, work, options))
-                bar.update(len(work.queries))
+            for unit in loader:
+                for work in unit:
+                    writer.write_many(_answer(task, model, work, options))
+                    bar.update(len(work.queries))
         bar.close()
 
     if td is not None:
