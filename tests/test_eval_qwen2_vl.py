@@ -269,3 +269,11 @@ def test_qwen2_5_vl_positions_use_absolute_time_and_the_original_rule(tmp_path):
     assert temporal == [start + int(i * interval) for i in range(8)]
     # text resumes after the largest vision position (temporal here: start + 28), not after the grid
     assert positions[:, 0, end + 1].tolist() == [start + int(7 * interval) + 1] * 3
+
+
+def test_an_upstream_json_list_is_not_appended_to(tiny_qwen, dataset, tmp_path):
+    save = tmp_path / "upstream.json"
+    save.write_text('[{"id": "vid0_0", "response": "From 1 to 2"}]')
+    with pytest.raises(SystemExit, match="JSON list"):
+        main(qwen2_vl_7b_mr.SPEC, mr_args(tiny_qwen, dataset, save))
+    assert save.read_text() == '[{"id": "vid0_0", "response": "From 1 to 2"}]'

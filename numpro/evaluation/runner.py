@@ -171,11 +171,19 @@ def part_path(save_path: Path, rank: int, world: int) -> Path:
 
 def _existing_records(save_path: Path) -> list[dict]:
     """Records already written by earlier (possibly killed or multi-process) runs."""
+    if save_path.is_file() and _first_byte(save_path) == b"[":
+        raise SystemExit(f"{save_path} is a JSON list (upstream's result format); predictions are JSON Lines: "
+                         "choose another --save_path (eval/metrics_mr.py scores upstream's files as they are)")
     records = []
     for path in [save_path, *sorted(save_path.parent.glob(save_path.name + ".rank*-of-*.part"))]:
         if path.is_file():
             records.extend(jsonio.read_records(path, allow_partial_tail=True))
     return records
+
+
+def _first_byte(path: Path) -> bytes:
+    with open(path, "rb") as handle:
+        return handle.read(4096).lstrip()[:1]
 
 
 def _identity(task, record: dict) -> str:
