@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: venv test bench clean
+.PHONY: venv test demo bench clean
 
 venv: $(INSTALLED)
 
@@ -18,6 +18,9 @@ $(INSTALLED): requirements.txt pyproject.toml
 
 test: venv
 	$(BIN)/python -m pytest -q tests
+
+demo: venv
+	$(BIN)/python -m numpro demo --output demo_output
 
 bench: venv
 	$(BIN)/python benchmarks/bench_stamp.py

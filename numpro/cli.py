@@ -16,6 +16,8 @@ from typing import Sequence
 # name -> (module providing register(), one-line help)
 GROUPS: dict[str, tuple[str, str]] = {
     "data": ("numpro.datasets.cli", "annotation tools: build test files, convert VTimeLLM data, check data folders"),
+    "demo": ("numpro.demo", "run NumPro end to end on a synthetic video with a tiny local model (nothing downloaded)"),
+    "viz": ("numpro.viz", "pictures: a manga page of numbered frames, prediction-vs-ground-truth timelines"),
     "tiny": ("numpro.models.tiny", "write a tiny random model in a real checkpoint's layout (tests, demo, benchmarks)"),
 }
 
