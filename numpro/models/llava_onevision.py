@@ -13,7 +13,7 @@ from typing import Sequence
 import numpy as np
 
 from .base import PreparedBatch, Preprocessor, VideoLanguageModel
-from .qwen2_vl import default_attention
+from .hf import default_attention, greedy_generate, pretrained, resolve_dtype
 
 # The llava-hf OneVision checkpoints' chat template: media placeholders, then the text.
 CHAT_TEMPLATE = (
@@ -59,19 +59,9 @@ class LlavaOnevisionModel(VideoLanguageModel):
         self.tokenizer = processor.tokenizer
 
     def generate(self, batch: PreparedBatch, max_new_tokens: int) -> list[str]:
-        import torch
-
         answers: list[str] = [""] * len(batch.prompts)
         for positions, tensors in batch.tensors["groups"]:
-            inputs = {k: v.to(self.model.device) if hasattr(v, "to") else v for k, v in tensors.items()}
-            for key in ("pixel_values", "pixel_values_videos"):
-                if key in inputs:
-                    inputs[key] = inputs[key].to(self.model.dtype)
-            with torch.inference_mode():
-                out = self.model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False,
-                                          temperature=None, top_p=None, top_k=None)
-            texts = self.tokenizer.batch_decode(out[:, inputs["input_ids"].shape[1]:], skip_special_tokens=True,
-                                                clean_up_tokenization_spaces=False)
+            texts = greedy_generate(self.model, self.tokenizer, tensors, max_new_tokens)
             for position, text in zip(positions, texts):
                 answers[position] = text
         return answers
@@ -90,8 +80,7 @@ def load(
     import transformers
 
     cls = transformers.LlavaOnevisionForConditionalGeneration
-    if dtype is None:
-        dtype = torch.bfloat16 if str(device).startswith("cuda") else torch.float32
+    dtype = resolve_dtype(device, dtype)
     attn_implementation = attn_implementation or default_attention(device)
     processor = transformers.AutoProcessor.from_pretrained(processor_path or model_path)
     if random_init:
@@ -99,12 +88,7 @@ def load(
         with torch.device(device):
             model = cls._from_config(config, dtype=dtype, attn_implementation=attn_implementation)
     else:
-        kwargs = {"dtype": dtype, "attn_implementation": attn_implementation}
-        if device_map:
-            kwargs["device_map"] = device_map
-        model = cls.from_pretrained(model_path, **kwargs)
-        if not device_map:
-            model.to(device)
+        model = pretrained(cls, model_path, device, dtype, attn_implementation, device_map)
     model.eval()
     return LlavaOnevisionModel(model, processor)
 

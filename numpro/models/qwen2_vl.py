@@ -16,6 +16,7 @@ from typing import Sequence
 import numpy as np
 
 from .base import PreparedBatch, Preprocessor, VideoLanguageModel, read_model_type
+from .hf import default_attention, greedy_generate, pretrained, resolve_dtype
 
 # qwen-vl-utils' video bounds (SPEC 5); frames are resized by its smart_resize rule.
 MIN_PIXELS = 128 * 28 * 28
@@ -157,19 +158,7 @@ class Qwen2VLModel(VideoLanguageModel):
         return self.model.device
 
     def generate(self, batch: PreparedBatch, max_new_tokens: int) -> list[str]:
-        import torch
-
-        inputs = {k: v.to(self.device) if hasattr(v, "to") else v for k, v in batch.tensors.items()}
-        if "pixel_values_videos" in inputs:
-            inputs["pixel_values_videos"] = inputs["pixel_values_videos"].to(self.model.dtype)
-        with torch.inference_mode():
-            # Greedy; the checkpoint's generation_config still applies its repetition_penalty,
-            # as upstream's call (top_k=1 sampling) did.
-            out = self.model.generate(
-                **inputs, max_new_tokens=max_new_tokens, do_sample=False, temperature=None, top_p=None, top_k=None
-            )
-        answers = out[:, inputs["input_ids"].shape[1] :]
-        return self.tokenizer.batch_decode(answers, skip_special_tokens=True, clean_up_tokenization_spaces=False)
+        return greedy_generate(self.model, self.tokenizer, batch.tensors, max_new_tokens)
 
 
 def load(
@@ -192,10 +181,8 @@ def load(
 
     model_type = read_model_type(model_path) or "qwen2_vl"
     cls = _model_class(model_type)
-    if dtype is None:
-        dtype = torch.bfloat16 if str(device).startswith("cuda") else torch.float32
-    if attn_implementation is None:
-        attn_implementation = default_attention(device)
+    dtype = resolve_dtype(device, dtype)
+    attn_implementation = attn_implementation or default_attention(device)
     if random_init:
         if processor_path is None and not (Path(model_path) / "tokenizer_config.json").is_file():
             raise ValueError(f"--random_init: {model_path} has no tokenizer; pass --processor_path "
@@ -211,25 +198,11 @@ def load(
         with torch.device(device):
             model = cls._from_config(config, dtype=dtype)
     else:
-        kwargs = {"dtype": dtype, "attn_implementation": attn_implementation}
-        if device_map:
-            kwargs["device_map"] = device_map
-        model = cls.from_pretrained(model_path, **kwargs)
-        if not device_map:
-            model.to(device)
+        model = pretrained(cls, model_path, device, dtype, attn_implementation, device_map)
         processor = transformers.AutoProcessor.from_pretrained(model_path)
     model.eval()
     use_original_rope(model)
     return Qwen2VLModel(model, processor)
-
-
-def default_attention(device: str) -> str:
-    """flash-attention-2 when installed and on a GPU, else PyTorch's sdpa."""
-    import importlib.util
-
-    if str(device).startswith("cuda") and importlib.util.find_spec("flash_attn") is not None:
-        return "flash_attention_2"
-    return "sdpa"
 
 
 def build_tiny(output_dir: str | Path, seed: int = 0, variant: str = "qwen2_vl") -> Path:
