@@ -9,6 +9,7 @@ from numpro import synthetic, timeline, video
 from numpro.video import VideoError
 
 from conftest import RATES
+from fractions import Fraction
 
 BACKENDS = ["decord", "pyav", "opencv"]
 
@@ -195,3 +196,15 @@ def test_video_error_crosses_process_boundaries(broken_files):
     assert (error.path, error.reason, str(error)) == ("a.mp4", "bad", "a.mp4: bad")
     outcomes = list(run_parallel(video.probe, [broken_files / "notes.mp4"] * 2, workers=2, progress=False))
     assert all(isinstance(o.error, VideoError) and "notes.mp4" in str(o.error) for o in outcomes)
+
+
+@pytest.mark.parametrize("preset", ["medium", "veryslow"])
+def test_skipping_unneeded_frames_gives_the_same_pixels(tmp_path, preset):
+    # B-frames, some of them references (b-pyramid): only frames nobody refers to may be skipped
+    path = synthetic.write_video(tmp_path / "b.mp4", 240, Fraction(30000, 1001), (64, 48),
+                                 options={"preset": preset, "bf": "3"})
+    wanted = np.asarray([0, 1, 7, 59, 60, 61, 119, 200, 239])
+    skipping = np.stack(list(video._decode_pyav(path, wanted, None)))
+    in_order = np.stack(list(video._decode_pyav_in_order(path, wanted, None)))
+    assert np.array_equal(skipping, in_order)
+    assert [synthetic.read_index(f) for f in skipping] == wanted.tolist()
