@@ -18,6 +18,7 @@ GROUPS: dict[str, tuple[str, str]] = {
     "data": ("numpro.datasets.cli", "annotation tools: build test files, convert VTimeLLM data, check data folders"),
     "demo": ("numpro.demo", "run NumPro end to end on a synthetic video with a tiny local model (nothing downloaded)"),
     "viz": ("numpro.viz", "pictures: a manga page of numbered frames, prediction-vs-ground-truth timelines"),
+    "train": ("numpro.training.cli", "NumPro-FT training (LoRA on LongVA) in this process; several GPUs: scripts/train.sh"),
     "tiny": ("numpro.models.tiny", "write a tiny random model in a real checkpoint's layout (tests, demo, benchmarks)"),
 }
 

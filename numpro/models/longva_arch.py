@@ -10,7 +10,8 @@ Video path (SPEC 5, LongVA's encode_multimodals + get_2dPool + "unires" merge): 
 states of layer `mm_vision_select_layer` (-2) without CLS (24x24 = 576 tokens per frame),
 projector, then 2x2 average pooling of the grid (12x12 = 144 per frame), frames concatenated
 with no newline token. The visual block replaces the prompt's -200 id; the spliced sequence
-is truncated to `tokenizer_model_max_length` and gets plain 1-D positions.
+is truncated to `tokenizer_model_max_length` and gets plain 1-D positions. For training,
+`forward(input_ids, labels, pixel_values, frame_counts)` splices the labels alongside.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import torch
 from torch import nn
 from transformers import CLIPVisionConfig, CLIPVisionModel, Qwen2Config, Qwen2ForCausalLM
 
-from .longva_inputs import IMAGE_TOKEN_INDEX
+from .longva_inputs import IGNORE_INDEX, IMAGE_TOKEN_INDEX
 
 
 class LongVAConfig(Qwen2Config):
@@ -123,6 +124,48 @@ class LongVAForCausalLM(Qwen2ForCausalLM):
         mode = getattr(self.config, "mm_spatial_pool_mode", "average")
         return pool_2d(features, tower.num_patches_per_side, stride, mode)
 
+    def splice(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        pixel_values: torch.Tensor,
+        frame_counts: torch.Tensor,
+        labels: torch.Tensor | None = None,
+    ) -> list[tuple[torch.Tensor, torch.Tensor | None]]:
+        """Each request's embeddings with its video's T*144 tokens at its -200, truncated.
+
+        Returns one (embeddings (L_i, H), labels (L_i,) or None) per request; the visual
+        positions get IGNORE_INDEX labels (they are inputs, never targets).
+        """
+        visual = self.encode_frames(pixel_values).split(frame_counts.tolist())
+        embed = self.get_input_embeddings()
+        limit = getattr(self.config, "tokenizer_model_max_length", None)
+        rows = []
+        for row, (ids, mask) in enumerate(zip(input_ids, attention_mask)):
+            keep = mask.bool()
+            ids = ids[keep]
+            slots = (ids == IMAGE_TOKEN_INDEX).nonzero().flatten().tolist()
+            if len(slots) != 1:
+                raise ValueError(f"request {row}: expected one {IMAGE_TOKEN_INDEX} placeholder, found {len(slots)}")
+            slot = slots[0]
+            block = visual[row].flatten(0, 1).to(embed.weight.dtype)
+            spliced = torch.cat([embed(ids[:slot]), block, embed(ids[slot + 1:])])
+            targets = None
+            if labels is not None:
+                text = labels[row][keep]
+                ignored = text.new_full((block.shape[0],), IGNORE_INDEX)
+                targets = torch.cat([text[:slot], ignored, text[slot + 1:]])
+            if limit is not None and spliced.shape[0] > limit:
+                warnings.warn(
+                    f"request {row}: {spliced.shape[0]} tokens after splicing {visual[row].shape[0]} frames; "
+                    f"truncated to tokenizer_model_max_length={limit} as upstream does (the prompt's end is lost)",
+                    stacklevel=2,
+                )
+                spliced = spliced[:limit]
+                targets = targets[:limit] if targets is not None else None
+            rows.append((spliced, targets))
+        return rows
+
     def embed_multimodal(
         self,
         input_ids: torch.Tensor,
@@ -134,26 +177,7 @@ class LongVAForCausalLM(Qwen2ForCausalLM):
 
         Returns (inputs_embeds (B, L, H), attention_mask (B, L)).
         """
-        visual = self.encode_frames(pixel_values).split(frame_counts.tolist())
-        embed = self.get_input_embeddings()
-        limit = getattr(self.config, "tokenizer_model_max_length", None)
-        rows = []
-        for row, (ids, mask) in enumerate(zip(input_ids, attention_mask)):
-            ids = ids[mask.bool()]
-            slots = (ids == IMAGE_TOKEN_INDEX).nonzero().flatten().tolist()
-            if len(slots) != 1:
-                raise ValueError(f"request {row}: expected one {IMAGE_TOKEN_INDEX} placeholder, found {len(slots)}")
-            slot = slots[0]
-            block = visual[row].flatten(0, 1).to(embed.weight.dtype)
-            spliced = torch.cat([embed(ids[:slot]), block, embed(ids[slot + 1:])])
-            if limit is not None and spliced.shape[0] > limit:
-                warnings.warn(
-                    f"request {row}: {spliced.shape[0]} tokens after splicing {visual[row].shape[0]} frames; "
-                    f"truncated to tokenizer_model_max_length={limit} as upstream does (the prompt's end is lost)",
-                    stacklevel=2,
-                )
-                spliced = spliced[:limit]
-            rows.append(spliced)
+        rows = [spliced for spliced, _ in self.splice(input_ids, attention_mask, pixel_values, frame_counts)]
         width = max(r.shape[0] for r in rows)
         embeds = rows[0].new_zeros((len(rows), width, rows[0].shape[1]))
         mask = torch.zeros((len(rows), width), dtype=attention_mask.dtype, device=embeds.device)
@@ -161,3 +185,47 @@ class LongVAForCausalLM(Qwen2ForCausalLM):
             embeds[row, width - spliced.shape[0]:] = spliced
             mask[row, width - spliced.shape[0]:] = 1
         return embeds, mask
+
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        past_key_values=None,
+        inputs_embeds: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        use_cache: bool | None = None,
+        logits_to_keep: int | torch.Tensor = 0,
+        pixel_values: torch.Tensor | None = None,
+        frame_counts: torch.Tensor | None = None,
+        **kwargs,
+    ):
+        """Qwen2's forward; with `pixel_values` and `frame_counts` (training) the videos are first
+        spliced into `input_ids`, and `labels` alongside.
+
+        Qwen2's arguments are kept by name: generation reads this signature (logits_to_keep).
+        The spliced batch is right padded (padding labels IGNORE_INDEX), as upstream trains, so
+        every row's positions start at 0.
+        """
+        passed = dict(position_ids=position_ids, past_key_values=past_key_values, use_cache=use_cache,
+                      logits_to_keep=logits_to_keep, **kwargs)
+        if pixel_values is None:
+            return super().forward(input_ids=input_ids, attention_mask=attention_mask, inputs_embeds=inputs_embeds,
+                                   labels=labels, **passed)
+        if inputs_embeds is not None:
+            raise ValueError("give either pixel_values (with input_ids) or inputs_embeds, not both")
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        rows = self.splice(input_ids, attention_mask, pixel_values, frame_counts, labels)
+        width = max(spliced.shape[0] for spliced, _ in rows)
+        first = rows[0][0]
+        embeds = first.new_zeros((len(rows), width, first.shape[1]))
+        mask = torch.zeros((len(rows), width), dtype=attention_mask.dtype, device=first.device)
+        targets = None if labels is None else torch.full((len(rows), width), IGNORE_INDEX, dtype=labels.dtype,
+                                                         device=first.device)
+        for row, (spliced, row_labels) in enumerate(rows):
+            embeds[row, : spliced.shape[0]] = spliced
+            mask[row, : spliced.shape[0]] = 1
+            if targets is not None:
+                targets[row, : spliced.shape[0]] = row_labels
+        return super().forward(inputs_embeds=embeds, attention_mask=mask, labels=targets, **passed)

@@ -23,6 +23,7 @@ from .base import PreparedBatch, Preprocessor
 
 IMAGE_TOKEN = "<image>"
 IMAGE_TOKEN_INDEX = -200  # LLaVA's placeholder id for the visual block
+IGNORE_INDEX = -100  # label of tokens that are not targets (PyTorch's cross-entropy default)
 
 # conv_templates["qwen_1_5"] with one user turn and an open assistant turn (SPEC 5).
 QWEN_1_5_TEMPLATE = (

@@ -1,0 +1,269 @@
+"""The pre-flight scan: what of train_sft.json can be trained on, decided before the first step.
+
+Every sample lands in exactly one row, checked in this order:
+- its source's folder is not given or does not exist (the other sources still train);
+- its video is not in the folder (any common extension is accepted);
+- its conversation cannot be trained on (not exactly one `<image>`, no answer text);
+- its video cannot be read (probed in parallel: every packet demuxed, frames counted);
+- the model_max_length cap, applied after the visual tokens are spliced in (SPEC 5), would cut
+  a supervised token: the sample is skipped, never trained on with its answer cut or masked;
+- otherwise it is kept, with the frames the model will see (all, at most `max_frames`).
+
+Token counts are exact: the conversation is tokenised as training will tokenise it.
+Nothing is replaced by another sample; every skip is counted and listed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from .. import timeline, video
+from ..datasets import training
+from ..datasets.videofolder import VideoIndex
+from ..parallel import run_parallel
+from .conversation import ConversationError, encode
+
+GENERIC = "(no source)"  # samples without "source": --video_folder
+FOLDER_MISSING = "folder missing"
+VIDEO_MISSING = "video missing"
+INVALID = "conversation invalid"
+UNREADABLE = "video unreadable"
+CUT = "answer cut by the cap"
+KINDS = (FOLDER_MISSING, VIDEO_MISSING, INVALID, UNREADABLE, CUT)
+_EXAMPLES = 5  # skipped samples named per source and kind in the table's notes
+
+
+class PreflightError(RuntimeError):
+    """Training cannot start: nothing is left, or --strict_data found a problem."""
+
+
+@dataclass(frozen=True)
+class Kept:
+    index: int  # 0-based position in the training file
+    video: str
+    source: str
+    path: str
+    frames: int  # frames the model sees (after the cap)
+    tokens: int  # spliced length up to and including the last supervised token
+
+
+@dataclass(frozen=True)
+class Skipped:
+    index: int
+    video: str
+    source: str
+    reason: str  # one of KINDS
+    detail: str
+
+
+@dataclass
+class Folder:
+    path: str | None
+    exists: bool
+    videos: int = 0
+
+    def describe(self) -> str:
+        if self.path is None:
+            return "not given"
+        return f"{self.path} ({self.videos} videos)" if self.exists else f"{self.path} (does not exist)"
+
+
+@dataclass
+class Report:
+    data_path: str
+    model_max_length: int
+    max_frames: int | None
+    sources: list[str]
+    folders: dict[str, Folder]
+    samples: dict[str, int]
+    kept: list[Kept] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """source -> {"samples", "kept", kind...}."""
+        table = {s: {"samples": self.samples[s], "kept": 0, **{k: 0 for k in KINDS}} for s in self.sources}
+        for item in self.kept:
+            table[item.source]["kept"] += 1
+        for item in self.skipped:
+            table[item.source][item.reason] += 1
+        return table
+
+    def totals(self) -> dict[str, int]:
+        totals = {"samples": 0, "kept": 0, **{k: 0 for k in KINDS}}
+        for row in self.counts().values():
+            for key, value in row.items():
+                totals[key] += value
+        return totals
+
+    def numbers(self) -> dict[str, int]:
+        """Flat numbers for the trainer's log (TensorBoard and W&B take these as scalars)."""
+        flat = {f"preflight/{key.replace(' ', '_')}": value for key, value in self.totals().items()}
+        for source, row in self.counts().items():
+            name = source.strip("()").replace(" ", "_")
+            flat[f"preflight/{name}/samples"] = row["samples"]
+            flat[f"preflight/{name}/kept"] = row["kept"]
+        return flat
+
+    def to_json(self) -> dict:
+        """The report file's content (without the kept list, which has its own file)."""
+        return {
+            "data_path": self.data_path,
+            "model_max_length": self.model_max_length,
+            "max_frames": self.max_frames,
+            "folders": {s: asdict(f) for s, f in self.folders.items()},
+            "counts": self.counts(),
+            "totals": self.totals(),
+            "skipped": [asdict(s) for s in self.skipped],
+        }
+
+    def table(self) -> str:
+        return render(self)
+
+
+def source_folders(anet: str | None, didemo: str | None, internvid: str | None, generic: str | None) -> dict[str, str | None]:
+    """Upstream's mapping of a sample's "source" to its folder (no source: --video_folder)."""
+    return {"anet": anet, "didemo": didemo, "internvid": internvid, GENERIC: generic}
+
+
+def _source(sample: dict) -> str:
+    return sample.get("source") or GENERIC
+
+
+def count_frames(path: str, backend: str = "auto") -> int:
+    """Frames in a numbered clip (module level: runs in worker processes)."""
+    try:
+        frames = video.probe(path, backend).num_frames
+    except video.VideoError:
+        raise
+    except Exception as exc:  # anything else may not survive pickling back from the worker
+        raise RuntimeError(f"{path}: {type(exc).__name__}: {exc}") from None
+    if frames <= 0:
+        raise video.VideoError(path, "no video frames")
+    return frames
+
+
+def _probe(job: tuple[str, str]) -> int:
+    return count_frames(*job)
+
+
+def scan(
+    data_path: str | Path,
+    folders: dict[str, str | None],
+    tokenizer,
+    model_max_length: int = training.MODEL_MAX_LENGTH,
+    max_frames: int | None = timeline.DEFAULT_MAX_FRAMES,
+    backend: str = "auto",
+    workers: int = 1,
+    progress: bool = True,
+) -> Report:
+    """Check every sample of a training file against its folders, videos and the token cap."""
+    samples = training.read_training(data_path)
+    seen = list(dict.fromkeys(_source(s) for s in samples))
+    sources = [s for s in (*training.SOURCES, GENERIC) if s in seen] + [s for s in seen if s not in folders]
+    indexes: dict[str, VideoIndex | None] = {}
+    report_folders: dict[str, Folder] = {}
+    for source in sources:
+        path = folders.get(source)
+        index = VideoIndex(path) if path else None
+        indexes[source] = index if index is not None and index.exists else None
+        report_folders[source] = Folder(path, bool(index and index.exists), len(index) if index else 0)
+    report = Report(str(data_path), model_max_length, max_frames, sources, report_folders,
+                    {s: sum(_source(x) == s for x in samples) for s in sources})
+
+    candidates = []  # (index, sample, path, encoded)
+    for number, sample in enumerate(samples):
+        source, name = _source(sample), sample["video"]
+        index = indexes[source]
+        if index is None:
+            report.skipped.append(Skipped(number, name, source, FOLDER_MISSING, report_folders[source].describe()))
+            continue
+        # The trainer opens <folder>/<video>.mp4 upstream; another extension of the same name is accepted.
+        found = index.find(name, name + ".mp4")
+        if found is None:
+            report.skipped.append(Skipped(number, name, source, VIDEO_MISSING, f"not in {index.folder}"))
+            continue
+        try:
+            encoded = encode(sample["conversations"], tokenizer)
+        except ConversationError as exc:
+            report.skipped.append(Skipped(number, name, source, INVALID, str(exc)))
+            continue
+        candidates.append((number, sample, str(found.path), encoded))
+
+    frames_of: dict[str, int] = {}
+    failures: dict[str, str] = {}
+    jobs = sorted({(path, backend) for _, _, path, _ in candidates})
+    for outcome in run_parallel(_probe, jobs, workers, desc="pre-flight: probing videos", unit="video",
+                                progress=progress):
+        if outcome.ok:
+            frames_of[outcome.item[0]] = outcome.result
+        else:
+            failures[outcome.item[0]] = str(outcome.error)
+
+    for number, sample, path, encoded in candidates:
+        source, name = _source(sample), sample["video"]
+        if path in failures:
+            report.skipped.append(Skipped(number, name, source, UNREADABLE, failures[path]))
+            continue
+        frames = len(timeline.cap_frames(frames_of[path], max_frames))
+        text = encoded.supervised_end - 1  # the placeholder becomes the visual tokens
+
+        def count_text(_, text=text):
+            return text
+
+        tokens = training.sequence_tokens(sample, frames, count_text)
+        if training.loses_answer(sample, frames, model_max_length, count_text):
+            report.skipped.append(Skipped(number, name, source, CUT,
+                                          f"{frames} frames, {tokens} tokens > {model_max_length}"))
+            continue
+        report.kept.append(Kept(number, name, source, path, frames, tokens))
+    report.skipped.sort(key=lambda s: s.index)
+    return report
+
+
+def check(report: Report, strict: bool = False) -> None:
+    """Stop when nothing is left, or (strict) when anything was skipped."""
+    totals = report.totals()
+    if totals["kept"] == 0:
+        raise PreflightError(f"nothing left to train on: all {totals['samples']} samples were skipped\n{report.table()}")
+    if strict and totals["kept"] < totals["samples"]:
+        raise PreflightError(
+            f"--strict_data: {totals['samples'] - totals['kept']} of {totals['samples']} samples would be skipped\n"
+            f"{report.table()}"
+        )
+
+
+def render(report: Report) -> str:
+    """The report as a table (one row per source, a total) with notes naming what was skipped."""
+    counts = report.counts()
+    columns = ["samples", "kept", *KINDS]
+    heads = [c if c != CUT else f"{CUT} ({report.model_max_length})" for c in columns]
+    rows = [(s, report.folders[s].describe(), [counts[s][c] for c in columns]) for s in report.sources]
+    totals = report.totals()
+    rows.append(("total", "", [totals[c] for c in columns]))
+    name_width = max(len(r[0]) for r in rows) + 2
+    folder_width = max(len("folder"), *(len(r[1]) for r in rows)) + 2
+    widths = [max(len(h), 7) + 2 for h in heads]
+    lines = [f"pre-flight scan of {report.data_path}: {totals['samples']} samples, {totals['kept']} kept"]
+    lines.append("  " + "source".ljust(name_width) + "folder".ljust(folder_width)
+                 + "".join(h.rjust(w) for h, w in zip(heads, widths)))
+    for name, folder, values in rows:
+        lines.append("  " + name.ljust(name_width) + folder.ljust(folder_width)
+                     + "".join(str(v).rjust(w) for v, w in zip(values, widths)))
+    notes = []
+    for source in report.sources:
+        folder = report.folders[source]
+        if not folder.exists and counts[source]["samples"]:
+            what = "is not given" if folder.path is None else f"{folder.path} does not exist"
+            notes.append(f"{source}: folder {what}: its {counts[source]['samples']} samples are skipped, "
+                         "the other sources train")
+    for kind in KINDS[1:]:
+        for source in report.sources:
+            hits = [s for s in report.skipped if s.source == source and s.reason == kind]
+            if hits:
+                shown = "; ".join(f"record {s.index + 1} {s.video}: {s.detail}" for s in hits[:_EXAMPLES])
+                more = f" (and {len(hits) - _EXAMPLES} more)" if len(hits) > _EXAMPLES else ""
+                notes.append(f"{kind} [{source}]: {shown}{more}")
+    if notes:
+        lines += ["notes:"] + [f"  {n}" for n in notes]
+    return "\n".join(lines)
