@@ -15,6 +15,15 @@ set -eu
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 
+case "${1:-}" in
+    -h|--help)
+        echo "usage: [VAR=value ...] sh scripts/train.sh"
+        sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
+        echo "The variables and their defaults are listed at the top of scripts/train.sh;"
+        echo "trainer flags for EXTRA_ARGS: python -m numpro.training --help"
+        exit 0 ;;
+esac
+
 # launcher
 GPUS_PER_NODE=${GPUS_PER_NODE:-8}
 NNODES=${NNODES:-1}
@@ -22,7 +31,13 @@ HOSTFILE=${HOSTFILE:-}          # DeepSpeed hostfile: one "host slots=N" line pe
 MASTER_ADDR=${MASTER_ADDR:-}    # default: DeepSpeed's choice (this node, or the hostfile's first)
 MASTER_PORT=${MASTER_PORT:-29502}
 LAUNCHER=${LAUNCHER:-}          # multi-node backend: pdsh (DeepSpeed's default), openmpi, mvapich, slurm
-DEEPSPEED=${DEEPSPEED:-deepspeed}
+# the launcher: DEEPSPEED, else `deepspeed` on PATH, else the one in the project's .venv
+if [ -z "${DEEPSPEED:-}" ]; then
+    if command -v deepspeed >/dev/null 2>&1; then DEEPSPEED=deepspeed
+    elif [ -x "$ROOT/.venv/bin/deepspeed" ]; then DEEPSPEED="$ROOT/.venv/bin/deepspeed"
+    else echo "deepspeed not found: activate the environment (. .venv/bin/activate) or set DEEPSPEED" >&2; exit 1
+    fi
+fi
 DEEPSPEED_CONFIG=${DEEPSPEED_CONFIG-$ROOT/configs/zero2.json}  # set empty to train without DeepSpeed
 
 # data, model, output
