@@ -277,3 +277,13 @@ def test_an_upstream_json_list_is_not_appended_to(tiny_qwen, dataset, tmp_path):
     with pytest.raises(SystemExit, match="JSON list"):
         main(qwen2_vl_7b_mr.SPEC, mr_args(tiny_qwen, dataset, save))
     assert save.read_text() == '[{"id": "vid0_0", "response": "From 1 to 2"}]'
+
+
+def test_a_malformed_test_file_stops_with_its_name(tiny_qwen, dataset, tmp_path):
+    records = json.loads((dataset / "test.json").read_text())
+    bad = tmp_path / "dup.json"
+    bad.write_text(json.dumps(records + records[:1]))  # a repeated id would break resuming
+    args = mr_args(tiny_qwen, dataset, tmp_path / "p.jsonl")
+    args[1] = str(bad)
+    with pytest.raises(SystemExit, match="dup.json.*duplicate id"):
+        main(qwen2_vl_7b_mr.SPEC, args)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import prompts
+from ..datasets.records import DataError
 from ..stamp import POSITIONS, StampStyle
 from ..video import BACKENDS
 from .runner import RunOptions, run
@@ -152,5 +153,8 @@ def main(spec: ScriptSpec, argv=None) -> int:
     for path, what in [(options.annotations, "annotation file"), (options.videos, "video folder")]:
         if not path.exists():
             raise SystemExit(f"{what} not found: {path} (see data/README.md, or pass --{'annotations' if what.startswith('a') else 'videos'})")
-    run(_task(spec, args), options, _model_loader(spec, args), device=args.device)
+    try:
+        run(_task(spec, args), options, _model_loader(spec, args), device=args.device)
+    except DataError as err:  # a malformed annotation file: say where, no traceback
+        raise SystemExit(f"error: {err}") from None
     return 0

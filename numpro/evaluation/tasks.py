@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from .. import prompts, timeline
-from ..jsonio import JsonInputError, read_records
+from ..datasets import qvhighlights
+from ..datasets.records import read_moments
 from ..metrics import report
 from ..metrics.hd import evaluate_hd_records, saliency_from_frames
 from ..metrics.mr import score_mr_records
@@ -27,12 +28,6 @@ class Query:
     source: dict = field(default_factory=dict)  # the annotation record as read
 
 
-def _require(record: dict, fields: tuple[str, ...], where: str) -> None:
-    for name in fields:
-        if name not in record:
-            raise JsonInputError(f"{where}: missing field '{name}'")
-
-
 class MomentRetrieval:
     name = "mr"
     id_field = "id"
@@ -42,13 +37,8 @@ class MomentRetrieval:
         self.instruction = instruction
 
     def load(self, path: str | Path) -> list[Query]:
-        records = read_records(path)
-        queries = []
-        for index, record in enumerate(records, start=1):
-            where = f"{path}: record {index}"
-            _require(record, ("id", "video", "query", "start_time", "end_time", "duration"), where)
-            queries.append(Query(str(record["id"]), str(record["video"]), str(record["query"]), record))
-        return queries
+        """The test file, validated (fields, types, unique ids: resuming relies on them)."""
+        return [Query(str(r["id"]), str(r["video"]), str(r["query"]), r) for r in read_moments(path)]
 
     def prompt(self, query: Query, model_style: str) -> str:
         # upstream joins instruction and question with no space (SPEC 4)
@@ -90,13 +80,9 @@ class HighlightDetection:
         self.numbers = numbers
 
     def load(self, path: str | Path) -> list[Query]:
-        records = read_records(path)
-        queries = []
-        for index, record in enumerate(records, start=1):
-            where = f"{path}: line {index}"
-            _require(record, ("qid", "query", "vid", "duration"), where)
-            queries.append(Query(str(record["qid"]), f"{record['vid']}.mp4", str(record["query"]), record))
-        return queries
+        """The QVHighlights file, validated (unique qids)."""
+        records = qvhighlights.read(path).records
+        return [Query(str(r["qid"]), qvhighlights.video_name(r), str(r["query"]), r) for r in records]
 
     def prompt(self, query: Query, model_style: str) -> str:
         if self.prompt_template is not None:
