@@ -24,6 +24,8 @@ demo: venv
 
 bench: venv
 	$(BIN)/python benchmarks/bench_stamp.py
+	$(BIN)/python benchmarks/eval_pipeline.py
+	$(BIN)/python benchmarks/preprocess.py --repeats 3
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info
