@@ -20,6 +20,7 @@ GROUPS: dict[str, tuple[str, str]] = {
     "viz": ("numpro.viz", "pictures: a manga page of numbered frames, prediction-vs-ground-truth timelines"),
     "train": ("numpro.training.cli", "NumPro-FT training (LoRA on LongVA) in this process; several GPUs: scripts/train.sh"),
     "tiny": ("numpro.models.tiny", "write a tiny random model in a real checkpoint's layout (tests, demo, benchmarks)"),
+    "design-study": ("numpro.design_study", "CLIP study of number styles: Number vs Caption Accuracy per font size, colour, position (Fig. 5)"),
 }
 
 

@@ -87,6 +87,11 @@ def _resize(frame: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
     return cv2.resize(frame, size)
 
 
+def resize_frame(frame: np.ndarray, size: int | Sequence[int]) -> np.ndarray:
+    """An RGB frame (or still image) resized exactly as decoded frames are (SPEC 2); size: N or (W, H)."""
+    return _resize(frame, _size_tuple(size))
+
+
 def _check_file(path: Path) -> None:
     if not path.exists():
         raise VideoError(path, "file not found")
