@@ -16,6 +16,8 @@ import numpy as np
 FORMATS = ("mp4", "frames")
 DEFAULT_CRF = 20  # near-transparent at 336x336 (about 35 dB PSNR on textured frames)
 DEFAULT_PRESET = "ultrafast"  # half the CPU of "veryfast": encoding must stay small next to decoding
+PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow", "placebo")
+MAX_CRF = 51  # x264's range for 8-bit video is 0..51
 PNG_PATTERN = "{:06d}.png"
 
 
@@ -40,6 +42,10 @@ def write_mp4(
     """
     import av
 
+    if preset not in PRESETS:
+        raise ValueError(f"unknown x264 preset {preset!r}; choose one of {', '.join(PRESETS)}")
+    if not 0 <= crf <= MAX_CRF:
+        raise ValueError(f"crf must be in 0..{MAX_CRF}, got {crf}")
     if len(frames) == 0:
         raise ValueError("no frames to write")
     height, width = frames[0].shape[:2]

@@ -10,7 +10,13 @@ frames, then the manifest NAME.json. Guarantees:
 - shards: `shard=(i, n)` takes the videos whose output name hashes to i (mod n), a partition
   that does not depend on which other files a machine sees;
 - nothing is lost silently: missing inputs, duplicate names, unlisted and failed videos are
-  counted, printed and written to the report file.
+  counted, printed and written to the report file;
+- a finished clip counts only when every setting that changes its bytes matches this run's
+  (Settings.recorded); one made otherwise is reported, never taken nor overwritten;
+- stopping is clean: SIGINT or SIGTERM stops the workers, then the report is written with
+  `interrupted: true` and the clips found finished on disk; a worker whose parent was killed
+  exits without finishing its clip (numpro.parallel);
+- `--no_numbers` writes the same clips without numbers, into their own folder (videos_0.5FPS).
 """
 
 from __future__ import annotations
@@ -20,18 +26,22 @@ import math
 import os
 import re
 import shutil
+import signal
 import sys
+import tempfile
+import threading
 import time
 import uuid
 import zlib
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 from . import clip_writer
 from .jsonio import JsonInputError, read_json, read_records, write_json
-from .parallel import run_parallel
+from .parallel import check_parent, run_parallel
 from .stamp import FontNotFoundError, Stamper, StampStyle
 from .video import BACKENDS, VIDEO_EXTENSIONS
 
@@ -49,7 +59,8 @@ class Settings:
 
     fps: float = 0.5
     size: int = 336
-    style: StampStyle = field(default_factory=StampStyle)
+    # None: the frames are not numbered (--no_numbers, the "+ FT without numbers" ablation)
+    style: StampStyle | None = field(default_factory=StampStyle)
     format: str = "mp4"
     backend: str = "pyav"  # decodes each file once, front to back: the fastest for sparse sampling
     crf: int = clip_writer.DEFAULT_CRF
@@ -64,21 +75,47 @@ class Settings:
             raise ValueError(f"unknown format {self.format!r}; choose one of {', '.join(clip_writer.FORMATS)}")
         if self.backend not in BACKENDS:
             raise ValueError(f"unknown backend {self.backend!r}; choose one of {', '.join(BACKENDS)}")
+        if self.preset not in clip_writer.PRESETS:
+            raise ValueError(f"unknown x264 preset {self.preset!r}; choose one of {', '.join(clip_writer.PRESETS)}")
+        if not 0 <= self.crf <= clip_writer.MAX_CRF:
+            raise ValueError(f"crf must be in 0..{clip_writer.MAX_CRF}, got {self.crf}")
+
+    @property
+    def numbers(self) -> bool:
+        return self.style is not None
 
     def recorded(self) -> dict:
-        """The manifest fields a finished clip must share with this run to count as done."""
-        return {"fps": self.fps, "size": self.size, "style": self.style.as_dict(), "format": self.format}
+        """Every setting that changes a clip's bytes: a finished clip must share them to count as done.
+
+        The decoder is left out: every backend returns the frames the timeline picks.
+        """
+        fields = {"fps": self.fps, "size": self.size, "numbers": self.numbers,
+                  "style": self.style.as_dict() if self.numbers else None, "format": self.format}
+        if self.format == "mp4":  # PNG frames are lossless: the encoder settings do not touch them
+            fields.update(crf=self.crf, preset=self.preset)
+        return fields
 
     def folder_name(self) -> str:
-        """Upstream's output folder name for these settings: videos_0.5FPS_number_red_40_br."""
-        color = self.style.color
-        color = color.lstrip("#") if isinstance(color, str) else "rgb" + "_".join(map(str, color))
-        name = f"videos_{self.fps:g}FPS_number_{color}_{self.style.font_size}_{POSITION_CODES[self.style.position]}"
+        """Upstream's output folder name for these settings: videos_0.5FPS_number_red_40_br.
+
+        Without numbers: videos_0.5FPS, beside the numbered folder, so the two never mix.
+        """
+        name = f"videos_{self.fps:g}FPS"
+        if self.numbers:
+            color = self.style.color
+            color = color.lstrip("#") if isinstance(color, str) else "rgb" + "_".join(map(str, color))
+            name += f"_number_{color}_{self.style.font_size}_{POSITION_CODES[self.style.position]}"
         return name if self.size == 336 else f"{name}_{self.size}px"
 
     def describe(self) -> str:
         s = self.style
-        return f"{self.fps:g} fps, {self.size}x{self.size}, {s.color} {s.font_size} {s.position}, {self.format}"
+        stamp = f"{s.color} {s.font_size} {s.position}" if s is not None else "no numbers"
+        return f"{self.fps:g} fps, {self.size}x{self.size}, {stamp}, {self.format}"
+
+
+# What a manifest written before a field was recorded implies: every clip then was numbered,
+# and mp4 was the only format. Other missing fields are unknown, so they count as different.
+_RECORDED_BEFORE = {"format": "mp4", "numbers": True}
 
 
 def clip_path(output: Path, name: str, fmt: str) -> Path:
@@ -220,10 +257,11 @@ class Plan:
 def _is_done(output: Path, name: str, fmt: str, wanted: dict) -> bool:
     """True when NAME is finished (manifest and clip present) with the settings `wanted`.
 
-    Raises ValueError when it was finished with other settings: never mix two kinds of clip.
+    Raises ValueError when its manifest records other settings, even if its clip is gone or is
+    of another format: never mix two kinds of clip in one folder.
     """
     manifest = manifest_path(output, name)
-    if not manifest.is_file() or not clip_path(output, name, fmt).exists():
+    if not manifest.is_file():
         return False
     try:
         recorded = read_json(manifest)
@@ -231,11 +269,12 @@ def _is_done(output: Path, name: str, fmt: str, wanted: dict) -> bool:
         return False  # unreadable manifest: redo the clip
     if not isinstance(recorded, dict):
         return False
-    different = [key for key in wanted if recorded.get(key, "mp4" if key == "format" else None) != wanted[key]]
+    made = {key: recorded.get(key, _RECORDED_BEFORE.get(key)) for key in wanted}
+    different = [key for key in wanted if made[key] != wanted[key]]
     if different:
-        diffs = ", ".join(f"{key}={recorded.get(key)!r} (this run: {wanted[key]!r})" for key in different)
+        diffs = ", ".join(f"{key}={made[key]!r} (this run: {wanted[key]!r})" for key in different)
         raise ValueError(f"{manifest} was made with other settings: {diffs}; use another --output or delete it")
-    return True
+    return clip_path(output, name, fmt).exists()
 
 
 def _sweep_stale(output: Path, owned: set[str]) -> int:
@@ -363,9 +402,11 @@ def _make_clip(job: Job) -> dict:
     _remove(manifest)
     _remove(final)
     sampled = video.read_sampled(job.source, s.fps, s.size, s.backend)
-    _stamper(s.style).stamp_all(sampled.pixels, sampled.numbers, inplace=True)
+    if s.numbers:
+        _stamper(s.style).stamp_all(sampled.pixels, sampled.numbers, inplace=True)
     kind = "mp4" if s.format == "mp4" else "frames"
     temp = output / f".{job.name}.{kind}.partial-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    info = sampled.info
     try:
         if s.format == "mp4":
             clip_writer.write_mp4(temp, sampled.pixels, s.fps, crf=s.crf, preset=s.preset)
@@ -374,29 +415,70 @@ def _make_clip(job: Job) -> dict:
             written = clip_writer.write_pngs(temp, sampled.pixels)
         if written != len(sampled.frames):
             raise ClipError(f"{job.source}: wrote {written} frames instead of {len(sampled.frames)}")
+        # Commit only for a live run: a worker whose parent was killed must not finish clips
+        # that nobody will count (raises WorkerStopped, a BaseException, in that case).
+        check_parent()
         os.replace(temp, final)
+        check_parent()
+        write_json(
+            manifest,
+            {
+                "source": job.source,
+                "source_fps": info.fps,
+                "source_frames": info.num_frames,
+                "duration": info.duration,
+                **s.recorded(),
+                "backend": s.backend,
+                "file": final.name,
+                "num_frames": len(sampled.frames),
+                "frames": [frame.as_dict() for frame in sampled.frames],
+            },
+        )
+    except BaseException:
+        # Stopped or failed before the manifest: leave nothing that looks like a result.
+        if not manifest.exists():
+            _remove(final)
+            _remove(manifest.with_name(manifest.name + ".tmp"))  # write_json's temporary file
+        raise
     finally:
-        if temp.exists():
-            _remove(temp)
-    info = sampled.info
-    write_json(
-        manifest,
-        {
-            "source": job.source,
-            "source_fps": info.fps,
-            "source_frames": info.num_frames,
-            "duration": info.duration,
-            **s.recorded(),
-            "backend": s.backend,
-            "file": final.name,
-            "num_frames": len(sampled.frames),
-            "frames": [frame.as_dict() for frame in sampled.frames],
-        },
-    )
+        _remove(temp)
     return {"name": job.name, "frames": len(sampled.frames), "source_frames": info.num_frames}
 
 
 # ------------------------------------------------------------------ a whole run
+class Interrupted(KeyboardInterrupt):
+    """A stop signal (SIGINT, SIGTERM) to the main process, raised like Ctrl-C so that one path
+    stops the workers and writes the report."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+@contextmanager
+def signals_stop_the_run() -> Iterator[None]:
+    """SIGINT and SIGTERM raise Interrupted in this process; the ones after it are ignored, so
+    that stopping the workers and writing the report is not cut short."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers can only be set from the main thread
+        return
+    stops = (signal.SIGINT, signal.SIGTERM)
+    previous = {sig: signal.getsignal(sig) for sig in stops}
+
+    def stop(signum, frame):
+        for sig in stops:
+            signal.signal(sig, signal.SIG_IGN)
+        raise Interrupted(signum)
+
+    for sig in stops:
+        signal.signal(sig, stop)
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
 @dataclass
 class Report:
     plan: Plan
@@ -407,10 +489,26 @@ class Report:
     source_frames: int = 0
     seconds: float = 0.0
     interrupted: bool = False
+    stopped_by: str | None = None  # the signal that interrupted the run
+    finished: set[str] = field(default_factory=set)  # names of the jobs done or failed in this run
 
     @property
     def exit_code(self) -> int:
         return 1 if self.failed else 0
+
+    @property
+    def left(self) -> int:
+        """Planned videos neither done nor failed: the work a rerun will pick up."""
+        return sum(1 for job in self.plan.jobs if job.name not in self.finished)
+
+    def add_done(self, name: str, source_frames: int) -> None:
+        self.done += 1
+        self.source_frames += source_frames
+        self.finished.add(name)
+
+    def add_failed(self, job: Job, error: str) -> None:
+        self.failed.append({"source": job.source, "error": error})
+        self.finished.add(job.name)
 
     def as_dict(self) -> dict:
         p = self.plan
@@ -418,6 +516,7 @@ class Report:
             "done": self.done,
             "skipped": len(p.skipped),
             "failed": self.failed,
+            "left": self.left,
             "duplicates": p.duplicates,
             "missing_inputs": p.missing_inputs,
             "not_found": p.not_found,
@@ -432,6 +531,7 @@ class Report:
             "source_frames": self.source_frames,
             "seconds": round(self.seconds, 3),
             "interrupted": self.interrupted,
+            "signal": self.stopped_by,
         }
 
 
@@ -461,6 +561,9 @@ def execute(
 
     A worker that dies (a decoder crashing on a broken file) takes its pool down; the videos it
     held are then retried one per fresh process, so the culprit is named and the rest still done.
+    On KeyboardInterrupt (Interrupted for SIGTERM) or any other exception the workers are
+    stopped first, then the clips they finished are counted from the disk, so the report matches
+    the folder; the exception is re-raised with the report attached (`exc.report`).
     """
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
@@ -472,23 +575,47 @@ def execute(
         while pending:
             reported, crashed = _run_round(pending, report, min(workers, len(pending)), desc, progress, worker_fn)
             if not reported:  # the pool broke before a single video came back: it cannot start
-                report.failed += [{"source": job.source, "error": f"{job.source}: worker processes could not start "
-                                   "(see the messages above); --workers 1 runs in this process"} for job in pending]
+                for job in pending:
+                    report.add_failed(job, f"{job.source}: worker processes could not start (see the messages "
+                                           "above); --workers 1 runs in this process")
                 break
             suspects += crashed
             pending = [job for job in pending if job.name not in reported]
         for job in suspects:  # alone in a process each (processes=2 never runs in this one)
             _, crashed = _run_round([job], report, 2, desc, False, worker_fn)
             for culprit in crashed:
-                report.failed.append({"source": culprit.source, "error": f"{culprit.source}: the worker process "
-                                      "died while making this clip (decoder crash?); try another --backend"})
-    except KeyboardInterrupt:
-        report.interrupted = True
+                report.add_failed(culprit, f"{culprit.source}: the worker process died while making this clip "
+                                           "(decoder crash?); try another --backend")
+    except BaseException as exc:
+        if isinstance(exc, KeyboardInterrupt):
+            report.interrupted = True
+            report.stopped_by = signal.Signals(exc.signum).name if isinstance(exc, Interrupted) else "SIGINT"
+        _count_finished_on_disk(report, output)
+        exc.report = report  # for the caller's summary
         raise
     finally:
         report.seconds = time.perf_counter() - start
         write_json(report_path(output, shard), report.as_dict())
     return report
+
+
+def _count_finished_on_disk(report: Report, output: Path) -> None:
+    """Count the clips the workers finished but could not report before they were stopped.
+
+    Only valid once no worker is left (run_parallel stops them before it returns). A job was
+    not done when the run was planned, so a finished clip of it now is this run's work.
+    """
+    wanted = report.settings.recorded()
+    for job in report.plan.jobs:
+        if job.name in report.finished:
+            continue
+        try:
+            if not _is_done(output, job.name, report.settings.format, wanted):
+                continue
+            source_frames = read_json(manifest_path(output, job.name)).get("source_frames", 0)
+        except (ValueError, JsonInputError):
+            continue
+        report.add_done(job.name, int(source_frames or 0))
 
 
 def _run_round(jobs, report, processes, desc, progress, worker_fn) -> tuple[set[str], list[Job]]:
@@ -500,16 +627,19 @@ def _run_round(jobs, report, processes, desc, progress, worker_fn) -> tuple[set[
 
     reported: set[str] = set()
     crashed: list[Job] = []
+    outcomes = run_parallel(worker_fn, jobs, workers=processes, desc=desc, unit="video", progress=progress)
     try:
-        for outcome in run_parallel(worker_fn, jobs, workers=processes, desc=desc, unit="video", progress=progress):
-            reported.add(outcome.item.name)
-            if outcome.ok:
-                report.done += 1
-                report.source_frames += outcome.result["source_frames"]
-            elif isinstance(outcome.error, BrokenProcessPool):
-                crashed.append(outcome.item)
-            else:
-                report.failed.append({"source": outcome.item.source, "error": _describe(outcome.error, outcome.item.source)})
+        # closing(): an interrupt while this loop body runs still stops the workers at once.
+        with closing(outcomes):
+            for outcome in outcomes:
+                job = outcome.item
+                reported.add(job.name)
+                if outcome.ok:
+                    report.add_done(job.name, outcome.result["source_frames"])
+                elif isinstance(outcome.error, BrokenProcessPool):
+                    crashed.append(job)
+                else:
+                    report.add_failed(job, _describe(outcome.error, job.source))
     except BrokenProcessPool:
         pass  # the pool refused further work: the caller retries what was not reported
     return reported, crashed
@@ -528,8 +658,34 @@ class Dataset:
     notes: str = ""
 
 
+def _bounded(kind: type, *, above: float | None = None, at_least: float | None = None,
+             at_most: float | None = None) -> Callable[[str], float]:
+    """An argparse type: `kind` parsed from the text, within the bounds (else a one-line usage error)."""
+    if at_least is not None and at_most is not None:
+        rule = f"from {at_least:g} to {at_most:g}"
+    elif above is not None:
+        rule = f"> {above:g}"
+    else:
+        rule = f">= {at_least:g}"
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'} "
+                                             f"{rule}, got {text!r}") from None
+        if (not math.isfinite(value) or (above is not None and not value > above)
+                or (at_least is not None and value < at_least) or (at_most is not None and value > at_most)):
+            raise argparse.ArgumentTypeError(f"must be {rule}, got {text!r}")
+        return value
+
+    parse.__name__ = kind.__name__
+    return parse
+
+
 def build_parser(dataset: Dataset) -> argparse.ArgumentParser:
     default_out = f"{dataset.root}/{Settings().folder_name()}"
+    plain_out = f"{dataset.root}/{Settings(style=None).folder_name()}"
     parser = argparse.ArgumentParser(
         description=(
             f"Make numbered clips of {dataset.title} videos for NumPro: frames sampled at --fps "
@@ -538,30 +694,39 @@ def build_parser(dataset: Dataset) -> argparse.ArgumentParser:
             f"OUTPUT/NAME.json. Finished videos are skipped, so rerunning resumes. {dataset.notes}"
         ),
         epilog=(
-            f"Defaults read {' '.join(dataset.inputs)} and write {default_out} (paths relative to "
-            "the current folder). Missing input folders are reported and skipped. Failures are "
-            "listed in OUTPUT/preprocess_report.json (preprocess_report.shardIofN.json per shard) "
-            "and make the exit status 1."
+            f"Defaults read {' '.join(dataset.inputs)} and write {default_out} ({plain_out} with "
+            "--no_numbers; paths relative to the current folder). Missing input folders are reported "
+            "and skipped. Failures are listed in OUTPUT/preprocess_report.json "
+            "(preprocess_report.shardIofN.json per shard) and make the exit status 1. Ctrl-C or SIGTERM "
+            "stops the workers, keeps the finished clips and writes the report (exit status 130 or 143); "
+            "rerun the same command to resume."
         ),
     )
     a = parser.add_argument
     a("--input", "--inputs", nargs="+", default=list(dataset.inputs), metavar="DIR_OR_FILE",
       help=f"video folders (searched recursively) or video files (default: {' '.join(dataset.inputs)})")
     a("--output", default=None, metavar="DIR",
-      help=f"output folder (default: {default_out}; the name follows --fps, --color, --font_size, --position)")
-    a("--workers", type=int, default=os.cpu_count() or 1, metavar="N",
-      help="worker processes (default: all %(default)s cores; 1 runs in this process)")
+      help=f"output folder (default: {default_out}; the name follows --fps, --color, --font_size, --position, "
+           f"--size and --no_numbers)")
+    a("--workers", type=_bounded(int, at_least=0), default=os.cpu_count() or 1, metavar="N",
+      help="worker processes (default: all %(default)s cores; 0 or 1 runs in this process)")
     a("--shard", default="0/1", metavar="I/N",
       help="process only shard I of N, I from 0 (e.g. $SLURM_ARRAY_TASK_ID/N); shards split the videos "
            "by a hash of their name: disjoint, together complete")
-    a("--limit", type=int, default=None, metavar="N", help="only the first N videos (sorted by name) of the shard")
+    a("--limit", type=_bounded(int, at_least=1), default=None, metavar="N",
+      help="only the first N videos (sorted by name) of the shard")
     a("--only_listed", "--only-listed", default=None, metavar="TRAIN_JSON",
       help=f"only videos a training or annotation file references (records with source {dataset.key!r} or "
            "none; the name in 'video', 'vid' or 'id')")
-    a("--fps", type=float, default=0.5, help="sampling rate: frame k is at k / fps seconds (default: %(default)s)")
-    a("--size", type=int, default=336,
+    a("--fps", type=_bounded(float, above=0), default=0.5,
+      help="sampling rate: frame k is at k / fps seconds (default: %(default)s)")
+    a("--size", type=_bounded(int, at_least=1), default=336,
       help="frames are resized to SIZE x SIZE, aspect ratio not kept, as upstream (default: %(default)s)")
-    a("--font_size", "--font-size", type=int, default=40, metavar="PX", help="(default: %(default)s)")
+    a("--no_numbers", "--no-numbers", action="store_true",
+      help="write the same clips without numbers (the fine-tuning-without-numbers ablation); the default "
+           "output folder is then videos_<fps>FPS, and the stamp flags below are ignored")
+    a("--font_size", "--font-size", type=_bounded(int, at_least=1), default=40, metavar="PX",
+      help="(default: %(default)s)")
     a("--color", default="red", help="PIL colour name or #rrggbb (default: %(default)s)")
     a("--position", default="bottom_right",
       help="top_left, top_right, bottom_left, bottom_right or center; or tl, tr, bl, br, c (default: %(default)s)")
@@ -571,10 +736,11 @@ def build_parser(dataset: Dataset) -> argparse.ArgumentParser:
            "(default: %(default)s)")
     a("--backend", choices=BACKENDS, default="pyav",
       help="video decoder (default: %(default)s, measured fastest for 0.5-FPS sampling in BENCHMARKS.md; "
-           "auto: decord, PyAV when decord fails; opencv assumes a constant frame rate)")
-    a("--crf", type=int, default=clip_writer.DEFAULT_CRF,
+           "auto: PyAV, decord when PyAV cannot read the file; opencv assumes a constant frame rate)")
+    a("--crf", type=_bounded(int, at_least=0, at_most=clip_writer.MAX_CRF), default=clip_writer.DEFAULT_CRF,
       help="H.264 quality of the mp4, lower is better (default: %(default)s)")
-    a("--preset", default=clip_writer.DEFAULT_PRESET, help="x264 speed preset of the mp4 (default: %(default)s)")
+    a("--preset", choices=clip_writer.PRESETS, default=clip_writer.DEFAULT_PRESET, metavar="PRESET",
+      help=f"x264 speed preset of the mp4: {', '.join(clip_writer.PRESETS)} (default: %(default)s)")
     a("--no_progress", "--no-progress", action="store_true", help="no progress bar (for batch logs)")
     if dataset.hash_file is not None:
         a("--hash_file", "--hash-file", default=dataset.hash_file, metavar="TXT",
@@ -585,10 +751,33 @@ def build_parser(dataset: Dataset) -> argparse.ArgumentParser:
 
 
 def _settings_from(args: argparse.Namespace) -> Settings:
-    style = StampStyle(font_size=args.font_size, color=args.color, position=args.position, font_path=args.font)
-    settings = Settings(args.fps, args.size, style, args.format, args.backend, args.crf, args.preset)
-    style.as_dict()  # finds the font now: a missing font stops the run before any work
-    return settings
+    style = None
+    if not args.no_numbers:
+        style = StampStyle(font_size=args.font_size, color=args.color, position=args.position, font_path=args.font)
+        style.as_dict()  # finds the font now: a missing font stops the run before any work
+    return Settings(args.fps, args.size, style, args.format, args.backend, args.crf, args.preset)
+
+
+def output_problem(folder: Path) -> str | None:
+    """Why clips cannot be written to `folder` (created when missing), or None when they can.
+
+    Asked before any video is decoded: a run must not spend hours decoding for a folder it
+    cannot write. A real file is created and removed, since permission bits alone do not tell
+    (read-only mounts, ACLs, root).
+    """
+    if folder.exists() and not folder.is_dir():
+        return f"the output folder {folder} is a file, not a folder"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        return f"cannot create the output folder {folder}: {exc.strerror or exc}"
+    try:
+        handle, probe = tempfile.mkstemp(prefix=".write-test-", dir=folder)
+        os.close(handle)
+        os.unlink(probe)
+    except OSError as exc:
+        return f"cannot write to the output folder {folder}: {exc.strerror or exc}"
+    return None
 
 
 def _summarise_plan(plan: Plan, inputs: Sequence[str], args, log) -> None:
@@ -616,8 +805,8 @@ def _summarise_plan(plan: Plan, inputs: Sequence[str], args, log) -> None:
     if scope:
         log("; ".join(scope))
     workers = min(args.workers, len(plan.jobs))
-    log(f"already done: {len(plan.skipped)}; to process: {len(plan.jobs)}"
-        + (f" with {workers} worker{'s' if workers != 1 else ''}" if plan.jobs else "")
+    how = f" with {workers} workers" if workers > 1 else " in this process"
+    log(f"already done: {len(plan.skipped)}; to process: {len(plan.jobs)}" + (how if plan.jobs else "")
         + (f"; {len(plan.failed)} cannot be processed (listed at the end)" if plan.failed else ""))
 
 
@@ -641,10 +830,6 @@ def main(dataset: Dataset, argv: Sequence[str] | None = None, log: Callable[[str
         shard = parse_shard(args.shard)
     except (ValueError, FontNotFoundError) as exc:
         parser.error(str(exc))
-    if args.workers < 1:
-        parser.error("--workers must be at least 1")
-    if args.limit is not None and args.limit < 0:
-        parser.error("--limit must be >= 0")
     output = Path(args.output or f"{dataset.root}/{settings.folder_name()}")
     namer: Namer = stem_name
     if dataset.hash_file is not None and not args.keep_names:
@@ -663,21 +848,40 @@ def main(dataset: Dataset, argv: Sequence[str] | None = None, log: Callable[[str
         if not listed:
             parser.error(f"{args.only_listed} references no videos of source {dataset.key!r}")
 
-    log(f"{dataset.title}: numbered clips ({settings.describe()}) -> {output}")
+    kind = "numbered clips" if settings.numbers else "clips without numbers"
+    log(f"{dataset.title}: {kind} ({settings.describe()}) -> {output}")
+    missing = [entry for entry in args.input if not Path(entry).exists()]
+    if len(missing) == len(args.input):
+        log(f"missing input {'folder' if len(missing) == 1 else 'folders'}: {', '.join(missing)}")
+        log("none of the inputs exist: nothing done (give --input DIR, or run from the folder that holds data/)")
+        return 2
+    problem = output_problem(output)
+    if problem:
+        print(f"{parser.prog}: error: {problem}", file=sys.stderr)
+        return 2
+    with signals_stop_the_run():
+        try:
+            return _run(dataset, args, settings, shard, output, namer, listed, parser, log)
+        except KeyboardInterrupt as exc:
+            signum = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
+            report = getattr(exc, "report", None)
+            if report is None:
+                log(f"interrupted ({signal.Signals(signum).name}) before any clip was made")
+            else:
+                log(f"interrupted ({signal.Signals(signum).name}): {report.done} clips finished in this run, "
+                    f"{report.left} left; finished clips are kept, rerun the same command to resume "
+                    f"({report_path(output, shard)})")
+            return 128 + signum
+
+
+def _run(dataset, args, settings, shard, output, namer, listed, parser, log) -> int:
     try:
         plan = make_plan(args.input, output, settings, namer=namer, listed=listed, shard=shard, limit=args.limit)
     except ValueError as exc:
         parser.error(str(exc))
     _summarise_plan(plan, args.input, args, log)
-    if len(plan.missing_inputs) == len(args.input):
-        log("none of the inputs exist: nothing done (give --input DIR, or run from the folder that holds data/)")
-        return 2
-    try:
-        report = execute(plan, output, settings, shard=shard, workers=args.workers, desc=dataset.key,
-                         progress=not args.no_progress)
-    except KeyboardInterrupt:
-        log(f"interrupted: finished clips are kept; rerun the same command to resume ({report_path(output, shard)})")
-        return 130
+    report = execute(plan, output, settings, shard=shard, workers=args.workers, desc=dataset.key,
+                     progress=not args.no_progress)
     _summarise_run(report, report_path(output, shard), log)
     return report.exit_code
 

@@ -2,6 +2,7 @@
 
     python preprocess/anet.py                      # upstream's folders
     python preprocess/anet.py --workers 16 --shard 0/4 --only_listed data/train_sft.json
+    python preprocess/anet.py --no_numbers         # the same clips unnumbered -> data/anet/videos_0.5FPS
 """
 
 import sys

@@ -206,13 +206,130 @@ def test_a_real_kill_then_rerun(tmp_path):
         assert video.probe(out / f"v{i}.mp4", "pyav").num_frames == 30
 
 
-def test_finished_clips_made_with_other_settings_are_not_taken(sources, tmp_path):
-    args = ["--input", str(sources / "sub" / "c_25.mp4"), "--output", str(tmp_path), "--workers", "1"]
-    assert run_cli(args)[0] == 0
-    code, text = run_cli([*args, "--font_size", "20"])
+@pytest.fixture(scope="module")
+def one_clip(sources, tmp_path_factory) -> tuple[list[str], Path]:
+    """A folder holding one finished clip made with the default settings."""
+    output = tmp_path_factory.mktemp("one") / "clips"
+    args = ["--input", str(sources / "sub" / "c_25.mp4"), "--workers", "1"]
+    assert run_cli([*args, "--output", str(output)])[0] == 0
+    return args, output
+
+
+# Every flag that changes a clip's bytes, with the manifest field that records it.
+CHANGES_THE_CLIP = [
+    ("crf", ["--crf", "30"]),
+    ("preset", ["--preset", "veryfast"]),
+    ("size", ["--size", "224"]),
+    ("fps", ["--fps", "1"]),
+    ("style", ["--font_size", "20"]),
+    ("style", ["--color", "blue"]),
+    ("style", ["--position", "tl"]),
+    ("format", ["--format", "frames"]),
+    ("numbers", ["--no_numbers"]),
+]
+
+
+@pytest.mark.parametrize("field, flags", CHANGES_THE_CLIP, ids=[" ".join(flags) for _, flags in CHANGES_THE_CLIP])
+def test_finished_clips_made_with_other_settings_are_not_taken(one_clip, tmp_path, field, flags):
+    args, made = one_clip
+    output = tmp_path / "clips"
+    shutil.copytree(made, output)
+    before = {p.name: p.read_bytes() for p in output.iterdir() if p.name != "preprocess_report.json"}
+    code, text = run_cli([*args, "--output", str(output), *flags])
     assert code == 1
-    assert "other settings" in read_report(tmp_path)["failed"][0]["error"]
-    assert json.loads((tmp_path / "c_25.json").read_text())["style"]["font_size"] == 40
+    [failure] = read_report(output)["failed"]
+    assert "other settings" in failure["error"] and f"{field}=" in failure["error"]
+    assert {p.name: p.read_bytes() for p in output.iterdir() if p.name != "preprocess_report.json"} == before
+
+
+def test_settings_that_do_not_change_the_clip_still_resume(one_clip, tmp_path):
+    args, made = one_clip
+    output = tmp_path / "clips"
+    shutil.copytree(made, output)
+    code, _ = run_cli([*args, "--output", str(output), "--backend", "auto", "--workers", "2"])
+    assert code == 0 and (read_report(output)["done"], read_report(output)["skipped"]) == (0, 1)
+
+
+def test_manifest_records_every_setting_that_changes_the_clip(one_clip):
+    manifest = json.loads((one_clip[1] / "c_25.json").read_text())
+    assert {k: manifest[k] for k in ("fps", "size", "numbers", "format", "crf", "preset")} == {
+        "fps": 0.5, "size": 336, "numbers": True, "format": "mp4", "crf": 20, "preset": "ultrafast"}
+    assert manifest["style"] == StampStyle().as_dict()
+
+
+# ------------------------------------------------------------------ without numbers
+def test_no_numbers_writes_the_same_clips_unnumbered_in_their_own_folder(sources, tmp_path):
+    source = sources / "b_23976.mp4"
+    dataset = pp.Dataset(key="anet", title="Test set", inputs=(str(source),), root=str(tmp_path))
+    assert run_cli(["--workers", "1"], dataset)[0] == 0
+    assert run_cli(["--workers", "1", "--no_numbers"], dataset)[0] == 0
+    numbered, plain = tmp_path / "videos_0.5FPS_number_red_40_br", tmp_path / "videos_0.5FPS"
+    assert sorted(p.name for p in plain.iterdir()) == ["b_23976.json", "b_23976.mp4", "preprocess_report.json"]
+
+    manifest = json.loads((plain / "b_23976.json").read_text())
+    assert (manifest["numbers"], manifest["style"]) == (False, None)
+    assert manifest["frames"] == json.loads((numbered / "b_23976.json").read_text())["frames"]
+    sampled = video.read_sampled(source, 0.5, 336)
+    decoded = video.decode(plain / "b_23976.mp4", range(len(sampled.frames)), size=None, backend="pyav")
+    assert len(decoded) == len(sampled.frames) >= 3
+    for want, got in zip(sampled.pixels, decoded):
+        assert np.abs(got.astype(int) - want).mean() < 4  # the resized source frame...
+        assert red_pixels(got) == 0  # ...with no number on it
+    assert read_report(plain)["settings"]["numbers"] is False
+
+
+def test_no_numbers_folder_names():
+    assert pp.Settings(style=None).folder_name() == "videos_0.5FPS"
+    assert pp.Settings(fps=1.0, size=224, style=None).folder_name() == "videos_1FPS_224px"
+    assert pp.Settings(style=None).describe() == "0.5 fps, 336x336, no numbers, mp4"
+
+
+# ------------------------------------------------------------------ flags and the output folder
+@pytest.mark.parametrize("flags", [
+    ["--fps", "0"], ["--fps", "-1"], ["--fps", "nan"], ["--fps", "abc"], ["--size", "0"], ["--size", "-5"],
+    ["--workers", "-1"], ["--limit", "0"], ["--limit", "-3"], ["--crf", "52"], ["--preset", "quick"],
+    ["--font_size", "0"],
+], ids=lambda flags: " ".join(flags))
+def test_bad_numbers_are_usage_errors(flags, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit:
+        pp.main(TEST_SET, ["--input", str(tmp_path), "--output", str(tmp_path / "o"), *flags])
+    assert exit.value.code == 2
+    err = capsys.readouterr().err
+    assert f"error: argument {flags[0]}" in err.strip().splitlines()[-1] and "Traceback" not in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_workers_0_runs_in_this_process(sources, tmp_path):
+    code, text = run_cli(["--input", str(sources / "sub" / "c_25.mp4"), "--output", str(tmp_path), "--workers", "0"])
+    assert code == 0 and "to process: 1 in this process" in text and read_report(tmp_path)["done"] == 1
+
+
+@pytest.mark.parametrize("where", ["is a file", "under a file"])
+def test_an_unwritable_output_folder_stops_before_any_work(sources, tmp_path, where):
+    blocker = tmp_path / "taken"
+    blocker.write_text("a file, not a folder\n")
+    output = blocker if where == "is a file" else blocker / "clips"
+    result = run_script("anet", "--input", str(sources), "--output", str(output), cwd=tmp_path)
+    assert result.returncode == 2
+    [line] = result.stderr.strip().splitlines()  # one line, no traceback
+    assert line.startswith("anet.py: error: ") and str(output) in line
+    assert "to process" not in result.stdout  # stopped before planning, decoding or writing
+    assert blocker.read_text() == "a file, not a folder\n"
+
+
+@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="permission bits do not bind root")
+def test_a_read_only_output_folder_stops_before_any_work(sources, tmp_path):
+    output = tmp_path / "clips"
+    output.mkdir()
+    output.chmod(0o555)
+    try:
+        result = run_script("anet", "--input", str(sources), "--output", str(output), cwd=tmp_path)
+    finally:
+        output.chmod(0o755)
+    assert result.returncode == 2
+    [line] = result.stderr.strip().splitlines()
+    assert f"cannot write to the output folder {output}" in line
+    assert list(output.iterdir()) == []
 
 
 # ------------------------------------------------------------------ choosing the work
@@ -349,7 +466,7 @@ def test_scripts_help(name, tmp_path):
     result = run_script(name, "--help", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     for flag in ("--input", "--output", "--workers", "--shard", "--limit", "--only_listed", "--fps", "--size",
-                 "--font_size", "--color", "--position", "--format", "--backend"):
+                 "--font_size", "--color", "--position", "--format", "--backend", "--no_numbers", "--crf", "--preset"):
         assert flag in result.stdout
     assert f"data/{'anet/v1-3/train_val' if name == 'anet' else name}" in result.stdout
 
