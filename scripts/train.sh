@@ -3,7 +3,8 @@
 #
 # Defaults are upstream's recipe: 8 GPUs on one node, ZeRO-2, batch 1 x accumulation 16, 3 epochs,
 # lr 1e-4 cosine, warmup 0.05, weight decay 0, bf16, tf32, gradient checkpointing,
-# model_max_length 4096, 4 dataloader workers, LoRA r=64 alpha=128, saved only at the end.
+# model_max_length 4096, 4 dataloader workers, LoRA r=64 alpha=128 (CLIP's kept at identity),
+# upstream's length-grouped sample order, saved only at the end.
 # Every path and size is an environment variable; EXTRA_ARGS is appended to the trainer's flags.
 #
 #   sh scripts/train.sh                                          # 8 GPUs, this node
@@ -18,7 +19,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 case "${1:-}" in
     -h|--help)
         echo "usage: [VAR=value ...] sh scripts/train.sh"
-        sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
+        sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'
         echo "The variables and their defaults are listed at the top of scripts/train.sh;"
         echo "trainer flags for EXTRA_ARGS: python -m numpro.training --help"
         exit 0 ;;
@@ -45,7 +46,8 @@ MODEL_PATH=${MODEL_PATH:-$ROOT/pretrained/LongVA-7B-DPO}
 VISION_TOWER=${VISION_TOWER-$ROOT/pretrained/clip-vit-large-patch14-336}  # empty: not passed
 DATA_PATH=${DATA_PATH:-$ROOT/data/train_sft.json}
 ANET_PATH=${ANET_PATH:-$ROOT/data/anet/videos_0.5FPS_number_red_40_br}
-DIDEMO_PATH=${DIDEMO_PATH:-$ROOT/data/didemo/videos_0.5FPS_number_red_40_br}
+# DIDEO_PATH: upstream's spelling of this variable, accepted when DIDEMO_PATH is not set
+DIDEMO_PATH=${DIDEMO_PATH:-${DIDEO_PATH:-$ROOT/data/didemo/videos_0.5FPS_number_red_40_br}}
 INTERNVID_PATH=${INTERNVID_PATH:-$ROOT/data/internvid/videos_0.5FPS_number_red_40_br}
 VIDEO_PATH=${VIDEO_PATH:-}      # clips of samples without a "source"
 SAVE_PATH=${SAVE_PATH:-$ROOT/checkpoints/longva_7b_dpo_NumPro_FT}
@@ -61,7 +63,9 @@ WEIGHT_DECAY=${WEIGHT_DECAY:-0}
 LORA_R=${LORA_R:-64}
 LORA_ALPHA=${LORA_ALPHA:-128}
 LORA_DROPOUT=${LORA_DROPOUT:-0.05}
-VISION_LORA=${VISION_LORA:-true}
+VISION_LORA=${VISION_LORA:-true}              # LoRA on CLIP's q/k/v too (false: the LLM only)
+TRAIN_VISION_LORA=${TRAIN_VISION_LORA:-false}  # false: CLIP's LoRA stays at identity, as upstream's run left it
+GROUP_BY_MODALITY_LENGTH=${GROUP_BY_MODALITY_LENGTH:-true}  # upstream's length-grouped sample order
 MODEL_MAX_LENGTH=${MODEL_MAX_LENGTH:-4096}
 MAX_FRAMES=${MAX_FRAMES:-240}
 NUM_WORKERS=${NUM_WORKERS:-4}
@@ -105,6 +109,8 @@ set -- "$@" --module numpro.training \
     --lora_alpha "$LORA_ALPHA" \
     --lora_dropout "$LORA_DROPOUT" \
     --vision_lora "$VISION_LORA" \
+    --train_vision_lora "$TRAIN_VISION_LORA" \
+    --group_by_modality_length "$GROUP_BY_MODALITY_LENGTH" \
     --model_max_length "$MODEL_MAX_LENGTH" \
     --bf16 "$BF16" \
     --tf32 "$TF32" \

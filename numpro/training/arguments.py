@@ -42,6 +42,10 @@ class ModelArguments:
         default=True,
         metadata={"help": "LoRA also on CLIP's self-attention q/k/v, as upstream's name matching does; False: "
                           "LoRA on the language model only"})
+    train_vision_lora: bool = field(
+        default=False,
+        metadata={"help": "train CLIP's LoRA; by default it is saved at identity (B = 0) untrained, as upstream's "
+                          "gradient checkpointing left it"})
 
 
 @dataclass
@@ -56,8 +60,9 @@ class DataArguments:
     video_decoder: str = field(default="auto", metadata={"help": f"decoding library: {', '.join(BACKENDS)}"})
     max_frames: int = field(default=DEFAULT_MAX_FRAMES, metadata={"help": "frame cap of LongVA's 'all' backend"})
     strict_data: bool = field(default=False,
-                              metadata={"help": "stop when the pre-flight scan would skip anything (a missing "
-                                                "source folder, a missing or unreadable video, a cut answer)"})
+                              metadata={"help": "stop when the pre-flight scan would skip anything (an invalid "
+                                                "conversation, a missing source folder, a missing or unreadable "
+                                                "video, a cut answer)"})
     preflight_workers: int = field(default=0, metadata={"help": "processes probing videos (0: up to 8 CPUs)"})
     image_aspect_ratio: Optional[str] = field(default=None, metadata={"help": "no effect (video frames are 336x336)"})
     lazy_preprocess: Optional[bool] = field(default=None, metadata={"help": "no effect (samples are always lazy)"})
@@ -76,8 +81,10 @@ class TrainingArguments(transformers.TrainingArguments):
     remove_unused_columns: bool = field(default=False, metadata={"help": "must stay False (video inputs)"})
     unfreeze_mm_vision_tower: bool = field(default=False, metadata={"help": "must stay False (CLIP base frozen)"})
     mm_vision_tower_lr: Optional[float] = field(default=None, metadata={"help": "no effect, as upstream"})
-    group_by_modality_length: Optional[bool] = field(
-        default=None, metadata={"help": "no effect: every sample is a video and batches hold one sample"})
+    group_by_modality_length: bool = field(
+        default=True,
+        metadata={"help": "upstream's sample order: random megabatches of batch x world size x accumulation, each "
+                          "sorted by upstream's word-count length; False: transformers' random order"})
     evaluation_strategy: Optional[str] = field(default=None, metadata={"help": "no effect: there is no evaluation"})
     warmup_ratio: Optional[float] = field(
         default=None, metadata={"help": "warmup as a fraction of the steps (transformers 5 takes it as --warmup_steps "
@@ -101,8 +108,7 @@ class TrainingArguments(transformers.TrainingArguments):
         super().__post_init__()
 
 
-UPSTREAM_NO_EFFECT = ("image_aspect_ratio", "lazy_preprocess", "mm_vision_tower_lr", "group_by_modality_length",
-                      "evaluation_strategy")
+UPSTREAM_NO_EFFECT = ("image_aspect_ratio", "lazy_preprocess", "mm_vision_tower_lr", "evaluation_strategy")
 # flag -> (config.json key, the value LongVA's config implies when the key is absent)
 MUST_MATCH_CONFIG = {
     "mm_projector_type": ("mm_projector_type", "mlp2x_gelu"),
@@ -141,6 +147,8 @@ def check(model_args: ModelArguments, data_args: DataArguments, training_args: T
     if training_args.lora_bias != "none":
         raise ArgumentError(f"--lora_bias {training_args.lora_bias}: the released NumPro-FT layout (and its loader) "
                             "holds LoRA and the projector only")
+    if model_args.train_vision_lora and not model_args.vision_lora:
+        raise ArgumentError("--train_vision_lora True needs CLIP's LoRA (--vision_lora True)")
     if training_args.remove_unused_columns:
         raise ArgumentError("--remove_unused_columns True would drop the video inputs")
     if data_args.videobackend != "all":

@@ -6,18 +6,24 @@ Rendering is the evaluation prompt's, extended to every turn (numpro.models.long
     <|im_start|>assistant\\n{answer}<|im_end|>\\n   ... more turns ...
 so the first user turn tokenises exactly as the evaluation prompt does.
 
-Supervision (SPEC 5): the text of every assistant turn, plus the `<|im_end|>` that closes the
-final assistant turn. The system block, the user turns, the role headers, the other turn ends
-and the video placeholder are not targets (label IGNORE_INDEX).
+Supervision (SPEC 5, SPEC 10): the text of every assistant turn, plus the `<|im_end|>` that
+closes the final assistant turn and the newline after it (upstream's preprocess_qwen leaves that
+newline supervised: its offsets for the last round run past the end of the mask). The system
+block, the user turns, the role headers, the other turn ends and the video placeholder are not
+targets (label IGNORE_INDEX).
 
-The `<image>` placeholder is moved to the front of its turn, followed by a newline, as LLaVA's
-preprocess_multimodal does; a conversation must hold exactly one.
+A conversation trains only as intended: user and assistant turns alternate, starting with the
+user and ending with an answer; exactly one `<image>` placeholder, in a user turn; no empty
+answer. Anything else raises ConversationError with a short `reason` (the pre-flight scan skips
+and counts the sample). The placeholder is moved to the front of its turn, followed by a
+newline, as LLaVA's preprocess_multimodal does.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..datasets.records import DataError, check_type, need
 from ..models.longva_inputs import IGNORE_INDEX, IMAGE_TOKEN, tokenizer_image_token
 
 SYSTEM_BLOCK = "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n"
@@ -26,9 +32,26 @@ ASSISTANT_HEADER = "<|im_start|>assistant\n"
 TURN_END = "<|im_end|>"
 ROLES = {"human": "user", "gpt": "assistant"}
 
+# Why a conversation cannot be trained on (ConversationError.reason; counted by the pre-flight scan)
+MALFORMED = "malformed record"
+UNKNOWN_ROLE = "unknown role"
+FIRST_NOT_USER = "first turn not human"
+NOT_ALTERNATING = "turns do not alternate"
+LAST_NOT_ANSWER = "last turn not an answer"
+NO_IMAGE = "no <image>"
+SEVERAL_IMAGES = "several <image>"
+IMAGE_IN_ANSWER = "<image> in an answer"
+EMPTY_ANSWER = "empty answer"
+REASONS = (MALFORMED, UNKNOWN_ROLE, FIRST_NOT_USER, NOT_ALTERNATING, LAST_NOT_ANSWER, NO_IMAGE, SEVERAL_IMAGES,
+           IMAGE_IN_ANSWER, EMPTY_ANSWER)
+
 
 class ConversationError(ValueError):
-    """A conversation that cannot be trained on (its message says why)."""
+    """A conversation that cannot be trained on: `reason` (one of REASONS) and a message saying where."""
+
+    def __init__(self, reason: str, message: str):
+        super().__init__(message)
+        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -41,37 +64,63 @@ class Encoded:
         return len(self.input_ids)
 
 
-def place_image_token(turns: list[dict]) -> list[dict]:
-    """LLaVA's placement: the turn holding `<image>` starts with `<image>\\n`; exactly one placeholder."""
+def check(turns) -> list[dict]:
+    """The conversation's turns if it trains as intended; otherwise ConversationError (first problem found)."""
+    try:
+        check_type(turns, "conversations", list, "the sample")
+        for index, turn in enumerate(turns):
+            need(turn, "from", str, f"turn {index}")
+            need(turn, "value", str, f"turn {index}")
+    except DataError as exc:
+        raise ConversationError(MALFORMED, str(exc)) from None
+    if not turns:
+        raise ConversationError(MALFORMED, "the conversation has no turns")
+    for index, turn in enumerate(turns):
+        if turn["from"] not in ROLES:
+            raise ConversationError(UNKNOWN_ROLE, f"turn {index}: unknown role {turn['from']!r} (expected "
+                                                  "'human' or 'gpt')")
+    if turns[0]["from"] != "human":
+        raise ConversationError(FIRST_NOT_USER, f"turn 0 is from {turns[0]['from']!r}: the question comes first")
+    for index in range(1, len(turns)):
+        if turns[index]["from"] == turns[index - 1]["from"]:
+            raise ConversationError(NOT_ALTERNATING, f"turns {index - 1} and {index} are both from "
+                                                     f"{turns[index]['from']!r}")
+    if turns[-1]["from"] != "gpt":
+        raise ConversationError(LAST_NOT_ANSWER, f"turn {len(turns) - 1} is a question with no answer after it")
     count = sum(turn["value"].count(IMAGE_TOKEN) for turn in turns)
     if count != 1:
-        raise ConversationError(f"expected one {IMAGE_TOKEN} placeholder in the conversation, found {count}")
-    placed = []
+        raise ConversationError(NO_IMAGE if count == 0 else SEVERAL_IMAGES,
+                                f"expected one {IMAGE_TOKEN} placeholder in the conversation, found {count}")
     for index, turn in enumerate(turns):
+        if turn["from"] == "gpt" and IMAGE_TOKEN in turn["value"]:
+            raise ConversationError(IMAGE_IN_ANSWER, f"turn {index}: the {IMAGE_TOKEN} placeholder must be in a "
+                                                     "user ('human') turn")
+        if turn["from"] == "gpt" and not turn["value"].strip():
+            raise ConversationError(EMPTY_ANSWER, f"turn {index}: the answer is empty")
+    return turns
+
+
+def place_image_token(turns: list[dict]) -> list[dict]:
+    """LLaVA's placement: the turn holding `<image>` starts with `<image>\\n` (a checked conversation)."""
+    placed = []
+    for turn in check(turns):
         value = turn["value"]
         if IMAGE_TOKEN in value:
-            if turn["from"] != "human":
-                raise ConversationError(f"turn {index}: the {IMAGE_TOKEN} placeholder must be in a user ('human') turn")
             value = (IMAGE_TOKEN + "\n" + value.replace(IMAGE_TOKEN, "").strip()).strip()
         placed.append({"from": turn["from"], "value": value})
     return placed
 
 
 def segments(turns: list[dict]) -> list[tuple[str, bool]]:
-    """The rendered conversation as (text, supervised) pieces, in order."""
-    assistant_turns = [i for i, turn in enumerate(turns) if turn["from"] == "gpt"]
-    if not assistant_turns:
-        raise ConversationError("the conversation has no assistant ('gpt') turn")
-    last = assistant_turns[-1]
+    """The rendered conversation (checked, placeholder placed) as (text, supervised) pieces, in order."""
+    last = len(turns) - 1  # a checked conversation ends with an answer
     pieces: list[tuple[str, bool]] = [(SYSTEM_BLOCK, False)]
     for index, turn in enumerate(turns):
-        role = turn["from"]
-        if role not in ROLES:
-            raise ConversationError(f"turn {index}: unknown role {role!r}")
-        if role == "human":
+        if turn["from"] == "human":
             pieces.append((USER_HEADER + turn["value"] + TURN_END + "\n", False))
         else:
-            pieces += [(ASSISTANT_HEADER, False), (turn["value"], True), (TURN_END, index == last), ("\n", False)]
+            final = index == last
+            pieces += [(ASSISTANT_HEADER, False), (turn["value"], True), (TURN_END, final), ("\n", final)]
     return pieces
 
 
@@ -102,6 +151,4 @@ def encode(turns: list[dict], tokenizer) -> Encoded:
         labels += ids if supervised else [IGNORE_INDEX] * len(ids)
         if supervised and ids:
             supervised_end = len(input_ids)
-    if not any(text.strip() for text, supervised in pieces if supervised and text != TURN_END):
-        raise ConversationError("the assistant turns are empty: nothing to supervise but a turn end")
     return Encoded(input_ids, labels, supervised_end)

@@ -5,7 +5,7 @@ clip (at most `max_frames`, picked by linspace as LongVA does), CLIP-cropped uin
 normalisation happens on the model's device (numpro.models.longva_inputs.CLIPFrames).
 
 The cap applies after splicing: ids past `model_max_length - frames * 144 + 1` are dropped. The
-scan guarantees those are never targets (only the newline after the last answer can go). A
+scan guarantees those are never targets (nothing past the last target is left to drop). A
 video that cannot be decoded now, although the scan probed it, becomes a `skipped` entry that
 the trainer counts and logs: never another sample in its place.
 """
@@ -22,6 +22,7 @@ from ..datasets.training import TOKENS_PER_FRAME
 from ..models.longva_inputs import IGNORE_INDEX, CLIPFrames
 from .conversation import encode
 from .preflight import Kept
+from .sampler import modality_lengths
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +33,7 @@ class ClipDataset:
     def __init__(self, samples: list[dict], kept: list[Kept], tokenizer, clip: CLIPFrames, model_max_length: int,
                  max_frames: int | None = timeline.DEFAULT_MAX_FRAMES, backend: str = "auto"):
         self.conversations = [samples[k.index]["conversations"] for k in kept]
+        self.modality_lengths = modality_lengths([samples[k.index] for k in kept])  # the sample order's key
         self.kept = kept
         self.tokenizer = tokenizer
         self.clip = clip

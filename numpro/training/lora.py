@@ -3,10 +3,14 @@
 - LoRA on every Linear named q/k/v/o/gate/up/down_proj. PEFT matches these names anywhere in
   the network, so CLIP's self_attn q/k/v_proj get LoRA too, as upstream (`vision_lora=False`
   restricts LoRA to the language model; the adapter then loads the same way).
+- CLIP's LoRA is present but not trained by default: upstream's reentrant gradient checkpointing
+  of the CLIP encoder (whose inputs never require grad) gave it no gradient, so its B stayed
+  exactly 0 and the released adapter leaves CLIP unchanged (SPEC 10). Its weights are saved in
+  the released layout all the same; `train_vision=True` trains them.
 - The mm_projector is trained in full and saved to non_lora_trainables.bin.
 - Everything else is frozen: the base weights of the LLM and of CLIP, embeddings, lm_head.
-Features come from CLIP's layer -2, so the last layer's LoRA never receives a gradient: its B
-stays zero and it changes nothing, as upstream's (it is kept so the adapter has every layer).
+Features come from CLIP's layer -2, so even a trained CLIP LoRA's last layer never receives a
+gradient: its B stays zero (it is kept so the adapter has every layer).
 """
 
 from __future__ import annotations
@@ -29,14 +33,17 @@ def lora_config(r: int, alpha: int, dropout: float, vision: bool = True):
                       task_type="CAUSAL_LM")
 
 
-def add_lora(network, config):
-    """Wrap the LongVA network with LoRA; freeze all but LoRA and the projector. Returns the PeftModel."""
+def add_lora(network, config, train_vision: bool = False):
+    """Wrap the LongVA network with LoRA; train the LLM's LoRA and the projector (and CLIP's LoRA when
+    `train_vision`), freeze the rest. Returns the PeftModel."""
     from peft import get_peft_model
 
     model = _peft_model(get_peft_model, network, config)
     for name, param in model.named_parameters():
         if PROJECTOR in name:
             param.requires_grad_(True)
+        elif "lora_" in name and VISION in name and not train_vision:
+            param.requires_grad_(False)  # kept at its initial value: B = 0, the identity
     return model
 
 
@@ -77,4 +84,15 @@ def describe(model) -> str:
              f"  {'group':<24}{'trainable':>16}{'total':>16}"]
     for group, (count, size) in groups.items():
         lines.append(f"  {group:<24}{count:>16,}{size:>16,}")
+    lines.append(f"CLIP LoRA: {vision_lora_mode(groups)}")
     return "\n".join(lines)
+
+
+def vision_lora_mode(groups) -> str:
+    """What the run does with CLIP's LoRA, in words (from parameter_groups)."""
+    if "CLIP LoRA" not in groups:
+        return "none (--vision_lora False: LoRA on the language model only)"
+    if groups["CLIP LoRA"][0] == 0:
+        return ("present at identity (B = 0), saved, not trained, as upstream's recipe effectively did; "
+                "--train_vision_lora True trains it")
+    return "trained (--train_vision_lora True; upstream's recipe left it at identity)"

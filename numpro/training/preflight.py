@@ -1,16 +1,19 @@
 """The pre-flight scan: what of train_sft.json can be trained on, decided before the first step.
 
 Every sample lands in exactly one row, checked in this order:
+- its record or conversation cannot be trained as intended (conversation.check: a missing field,
+  an unknown role, a first turn not from the user, turns that do not alternate, no answer at the
+  end, not exactly one `<image>`, an empty answer); the reason is counted;
 - its source's folder is not given or does not exist (the other sources still train);
 - its video is not in the folder (any common extension is accepted);
-- its conversation cannot be trained on (not exactly one `<image>`, no answer text);
 - its video cannot be read (probed in parallel: every packet demuxed, frames counted);
 - the model_max_length cap, applied after the visual tokens are spliced in (SPEC 5), would cut
   a supervised token: the sample is skipped, never trained on with its answer cut or masked;
 - otherwise it is kept, with the frames the model will see (all, at most `max_frames`).
 
 Token counts are exact: the conversation is tokenised as training will tokenise it.
-Nothing is replaced by another sample; every skip is counted and listed.
+Nothing is replaced by another sample; every skip is counted and listed; `--strict_data` stops
+instead of skipping.
 """
 
 from __future__ import annotations
@@ -18,11 +21,12 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .. import timeline, video
+from .. import jsonio, timeline, video
 from ..datasets import training
+from ..datasets.records import DataError, check_type, need, text
 from ..datasets.videofolder import VideoIndex
 from ..parallel import run_parallel
-from .conversation import ConversationError, encode
+from .conversation import MALFORMED, REASONS, ConversationError, encode
 
 GENERIC = "(no source)"  # samples without "source": --video_folder
 FOLDER_MISSING = "folder missing"
@@ -30,7 +34,7 @@ VIDEO_MISSING = "video missing"
 INVALID = "conversation invalid"
 UNREADABLE = "video unreadable"
 CUT = "answer cut by the cap"
-KINDS = (FOLDER_MISSING, VIDEO_MISSING, INVALID, UNREADABLE, CUT)
+KINDS = (INVALID, FOLDER_MISSING, VIDEO_MISSING, UNREADABLE, CUT)
 _EXAMPLES = 5  # skipped samples named per source and kind in the table's notes
 
 
@@ -55,6 +59,7 @@ class Skipped:
     source: str
     reason: str  # one of KINDS
     detail: str
+    cause: str = ""  # for INVALID: one of conversation.REASONS
 
 
 @dataclass
@@ -89,6 +94,11 @@ class Report:
             table[item.source][item.reason] += 1
         return table
 
+    def invalid(self) -> dict[str, int]:
+        """Invalid conversations by cause (conversation.REASONS order; causes with none left out)."""
+        causes = [s.cause for s in self.skipped if s.reason == INVALID]
+        return {cause: causes.count(cause) for cause in REASONS if cause in causes}
+
     def totals(self) -> dict[str, int]:
         totals = {"samples": 0, "kept": 0, **{k: 0 for k in KINDS}}
         for row in self.counts().values():
@@ -99,6 +109,8 @@ class Report:
     def numbers(self) -> dict[str, int]:
         """Flat numbers for the trainer's log (TensorBoard and W&B take these as scalars)."""
         flat = {f"preflight/{key.replace(' ', '_')}": value for key, value in self.totals().items()}
+        for cause, count in self.invalid().items():
+            flat[f"preflight/invalid/{cause.replace(' ', '_')}"] = count
         for source, row in self.counts().items():
             name = source.strip("()").replace(" ", "_")
             flat[f"preflight/{name}/samples"] = row["samples"]
@@ -114,6 +126,7 @@ class Report:
             "folders": {s: asdict(f) for s, f in self.folders.items()},
             "counts": self.counts(),
             "totals": self.totals(),
+            "invalid": self.invalid(),
             "skipped": [asdict(s) for s in self.skipped],
         }
 
@@ -126,8 +139,37 @@ def source_folders(anet: str | None, didemo: str | None, internvid: str | None, 
     return {"anet": anet, "didemo": didemo, "internvid": internvid, GENERIC: generic}
 
 
-def _source(sample: dict) -> str:
-    return sample.get("source") or GENERIC
+def _source(sample) -> str:
+    source = sample.get("source") if isinstance(sample, dict) else None
+    return source if isinstance(source, str) and source else GENERIC
+
+
+def _name(sample) -> str:
+    name = sample.get("video") if isinstance(sample, dict) else None
+    return name if isinstance(name, str) else "?"
+
+
+def read_samples(data_path: str | Path) -> list:
+    """The training file's records as they are (a JSON list); each is judged by the scan, not here."""
+    try:
+        samples = jsonio.read_json(data_path)
+    except jsonio.JsonInputError as exc:
+        raise DataError(str(exc)) from None
+    if not isinstance(samples, list):
+        raise DataError(f"{data_path}: expected a JSON list of samples, got {type(samples).__name__}")
+    return samples
+
+
+def check_record(sample) -> None:
+    """ConversationError (MALFORMED) when the record's own fields are missing or mistyped; its turns are
+    conversation.check's."""
+    try:
+        text(sample, "video", "the sample")
+        if sample.get("source") is not None:
+            check_type(sample["source"], "source", str, "the sample")
+        need(sample, "conversations", list, "the sample")
+    except DataError as exc:
+        raise ConversationError(MALFORMED, str(exc)) from None
 
 
 def count_frames(path: str, backend: str = "auto") -> int:
@@ -157,8 +199,8 @@ def scan(
     workers: int = 1,
     progress: bool = True,
 ) -> Report:
-    """Check every sample of a training file against its folders, videos and the token cap."""
-    samples = training.read_training(data_path)
+    """Check every sample of a training file: its conversation, folder, video and the token cap."""
+    samples = read_samples(data_path)
     seen = list(dict.fromkeys(_source(s) for s in samples))
     sources = [s for s in (*training.SOURCES, GENERIC) if s in seen] + [s for s in seen if s not in folders]
     indexes: dict[str, VideoIndex | None] = {}
@@ -173,7 +215,13 @@ def scan(
 
     candidates = []  # (index, sample, path, encoded)
     for number, sample in enumerate(samples):
-        source, name = _source(sample), sample["video"]
+        source, name = _source(sample), _name(sample)
+        try:
+            check_record(sample)
+            encoded = encode(sample["conversations"], tokenizer)
+        except ConversationError as exc:
+            report.skipped.append(Skipped(number, name, source, INVALID, str(exc), exc.reason))
+            continue
         index = indexes[source]
         if index is None:
             report.skipped.append(Skipped(number, name, source, FOLDER_MISSING, report_folders[source].describe()))
@@ -182,11 +230,6 @@ def scan(
         found = index.find(name, name + ".mp4")
         if found is None:
             report.skipped.append(Skipped(number, name, source, VIDEO_MISSING, f"not in {index.folder}"))
-            continue
-        try:
-            encoded = encode(sample["conversations"], tokenizer)
-        except ConversationError as exc:
-            report.skipped.append(Skipped(number, name, source, INVALID, str(exc)))
             continue
         candidates.append((number, sample, str(found.path), encoded))
 
@@ -206,10 +249,10 @@ def scan(
             report.skipped.append(Skipped(number, name, source, UNREADABLE, failures[path]))
             continue
         frames = len(timeline.cap_frames(frames_of[path], max_frames))
-        text = encoded.supervised_end - 1  # the placeholder becomes the visual tokens
+        text_tokens = encoded.supervised_end - 1  # the placeholder becomes the visual tokens
 
-        def count_text(_, text=text):
-            return text
+        def count_text(_, text_tokens=text_tokens):
+            return text_tokens
 
         tokens = training.sequence_tokens(sample, frames, count_text)
         if training.loses_answer(sample, frames, model_max_length, count_text):
@@ -257,11 +300,17 @@ def render(report: Report) -> str:
             what = "is not given" if folder.path is None else f"{folder.path} does not exist"
             notes.append(f"{source}: folder {what}: its {counts[source]['samples']} samples are skipped, "
                          "the other sources train")
-    for kind in KINDS[1:]:
+    invalid = report.invalid()
+    if invalid:
+        notes.append(f"{INVALID}: " + ", ".join(f"{count} {cause}" for cause, count in invalid.items()))
+    for kind in KINDS:
+        if kind == FOLDER_MISSING:
+            continue
         for source in report.sources:
             hits = [s for s in report.skipped if s.source == source and s.reason == kind]
             if hits:
-                shown = "; ".join(f"record {s.index + 1} {s.video}: {s.detail}" for s in hits[:_EXAMPLES])
+                shown = "; ".join(f"record {s.index + 1} {s.video}: " + (f"{s.cause}: " if s.cause else "")
+                                  + s.detail for s in hits[:_EXAMPLES])
                 more = f" (and {len(hits) - _EXAMPLES} more)" if len(hits) > _EXAMPLES else ""
                 notes.append(f"{kind} [{source}]: {shown}{more}")
     if notes:

@@ -1,7 +1,8 @@
 """Write a trained model in the released NumPro-FT layout (SPEC 5), which the eval scripts load.
 
-The folder holds adapter_config.json + adapter_model.safetensors (PEFT; LoRA keys
-`base_model.model.<module>.lora_{A,B}.weight`), non_lora_trainables.bin (the projector under
+The folder holds adapter_config.json (only the fields peft 0.11.1, upstream's pin, reads) +
+adapter_model.safetensors (PEFT; LoRA keys `base_model.model.<module>.lora_{A,B}.weight`, CLIP's
+included, at identity unless trained), non_lora_trainables.bin (the projector under
 `base_model.model.model.mm_projector.{0,2}.{weight,bias}`) and config.json (the base
 checkpoint's, with the training's token cap). Files are written to a temporary folder first and
 moved in with adapter_config.json last, so a folder whose adapter_config.json is present was
@@ -17,10 +18,8 @@ import uuid
 from contextlib import nullcontext
 from pathlib import Path
 
-from ..models.longva_lora import NON_LORA_NAME
+from ..models.longva_lora import ADAPTER_CONFIG, NON_LORA_NAME, write_peft_011_config
 from .lora import PROJECTOR
-
-ADAPTER_CONFIG = "adapter_config.json"
 
 
 def _gathered(params):
@@ -50,6 +49,7 @@ def save_released(model, output_dir: str | Path, state: dict, raw_config: dict) 
     try:
         # PEFT keeps the "lora_" entries and drops the adapter name from their keys.
         model.save_pretrained(str(staging), state_dict=state, save_embedding_layers=False)
+        write_peft_011_config(staging)
         torch.save({k: v for k, v in state.items() if PROJECTOR in k}, staging / NON_LORA_NAME)
         with open(staging / "config.json", "w", encoding="utf-8") as handle:
             json.dump(raw_config, handle, indent=2)

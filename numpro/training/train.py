@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 
 from .. import jsonio
-from ..datasets.training import TOKENS_PER_FRAME, read_training
+from ..datasets.training import TOKENS_PER_FRAME
 from . import arguments, preflight
 from .lora import add_lora, describe, lora_config
 
@@ -150,12 +150,15 @@ def main(argv=None) -> int:
     transformers.set_seed(training_args.seed)
     model = load_network(model_args, data_args, training_args)
     peft_model = add_lora(model.network, lora_config(training_args.lora_r, training_args.lora_alpha,
-                                                     training_args.lora_dropout, model_args.vision_lora))
+                                                     training_args.lora_dropout, model_args.vision_lora),
+                          train_vision=model_args.train_vision_lora)
     logger.info("%s", describe(peft_model))
+    logger.info("sample order: %s", "upstream's length-grouped megabatches (--group_by_modality_length True)"
+                if training_args.group_by_modality_length else "random (--group_by_modality_length False)")
 
     tokenizer = model.tokenizer
     kept, numbers = run_preflight(data_args, training_args, tokenizer)
-    samples = read_training(data_args.data_path)
+    samples = preflight.read_samples(data_args.data_path)
     dataset = ClipDataset(samples, kept, tokenizer, model.preprocessor.clip, training_args.model_max_length,
                           data_args.max_frames, data_args.video_decoder)
     saved_config = {**raw_config, "tokenizer_model_max_length": training_args.model_max_length}

@@ -9,7 +9,11 @@
 - Saving (checkpoints and the end) writes the released NumPro-FT layout; DeepSpeed's own
   checkpoint (optimizer state) sits beside it in checkpoint-N for resuming.
 - Every log line gains samples/s since the previous one and the peak memory (GPU allocated,
-  or the process's peak RSS on the CPU), and is appended to OUTPUT/train_log.jsonl.
+  or the process's peak RSS on the CPU), and is appended to OUTPUT/train_log.jsonl, which holds
+  one entry per step: a resumed run first drops what came after its checkpoint, a fresh run
+  starts the file anew.
+- With --group_by_modality_length (the default, as upstream's train.sh) samples come in
+  upstream's length-grouped order (sampler.py), megabatches of batch x world x accumulation.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from transformers import Trainer, TrainerCallback
 
 from .. import jsonio
 from ..models.longva_lora import load_non_lora
+from .sampler import ModalityLengthGroupedSampler
 from .saving import save_released, trainable_state
 
 logger = logging.getLogger(__name__)
@@ -50,7 +55,27 @@ class NumProTrainer(Trainer):
         self.model_accepts_loss_kwargs = False  # per-micro-batch mean, divided by the accumulation steps
         self._tick: tuple[float, int] | None = None
         self._skipped = 0
+        self._sampler: ModalityLengthGroupedSampler | None = None
         self.add_callback(_TrainBegin(self, preflight_numbers or {}))
+
+    # ------------------------------------------------------------------ sample order
+    def _get_train_sampler(self, train_dataset=None):
+        dataset = train_dataset if train_dataset is not None else self.train_dataset
+        if not getattr(self.args, "group_by_modality_length", False):
+            return super()._get_train_sampler(train_dataset)
+        # upstream's world size for the sampler: ranks x accumulation, so a megabatch is one optimizer step
+        self._sampler = ModalityLengthGroupedSampler(
+            dataset.modality_lengths, self.args.train_batch_size,
+            self.args.world_size * self.args.gradient_accumulation_steps,
+            self.args.data_seed if self.args.data_seed is not None else self.args.seed)
+        return self._sampler
+
+    def _run_epoch(self, *args, **kwargs):
+        # On several processes accelerate's set_epoch does not reach the sampler through a resumed
+        # run's batch-skipping loader; the epoch's order must still be the one the checkpoint saw.
+        if self._sampler is not None and "epoch" in kwargs:
+            self._sampler.set_epoch(kwargs["epoch"])
+        return super()._run_epoch(*args, **kwargs)
 
     # ------------------------------------------------------------------ loss
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
@@ -115,8 +140,21 @@ class NumProTrainer(Trainer):
         load_non_lora(network, resume_from_checkpoint)
 
 
+def truncate_log(path: Path, step: int) -> None:
+    """Keep the log entries of steps up to `step` (a resumed checkpoint's); none when `step` is 0."""
+    if not path.exists():
+        return
+    kept = [entry for _, entry in jsonio.iter_jsonl(path, allow_partial_tail=True)
+            if entry.get("step", 0) <= step] if step else []
+    staging = path.with_name(path.name + ".tmp")
+    staging.write_text("".join(jsonio.dumps_line(entry) + "\n" for entry in kept), encoding="utf-8")
+    os.replace(staging, path)
+
+
 class _TrainBegin(TrainerCallback):
-    """At the start (after a resume's state is restored): start the clock, log the pre-flight numbers."""
+    """At the start (after a resume's state is restored): start the clock, drop log entries the
+    checkpoint superseded, log the pre-flight numbers (once: a resumed run logged them already
+    unless the scan now finds something else)."""
 
     def __init__(self, trainer: NumProTrainer, numbers: dict):
         self.trainer = trainer
@@ -124,5 +162,8 @@ class _TrainBegin(TrainerCallback):
 
     def on_train_begin(self, args, state, control, **kwargs):
         self.trainer._tick = (time.time(), state.global_step)
-        if self.numbers:
+        if args.should_save:
+            truncate_log(Path(args.output_dir) / LOG_NAME, state.global_step)
+        logged = [{k: v for k, v in entry.items() if k.startswith("preflight/")} for entry in state.log_history]
+        if self.numbers and dict(self.numbers) not in logged:
             self.trainer.log(dict(self.numbers))
