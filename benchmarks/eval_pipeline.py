@@ -53,8 +53,7 @@ def ours(root: Path, model) -> tuple[float, int]:
     task = MomentRetrieval()
     options = RunOptions(root / "test.json", root / "videos", root / "unused.jsonl", fps=1.0)
     queries = task.load(options.annotations)
-    dataset = BatchDataset(make_units(group_by_video(queries), 1), task, options, model.preprocessor,
-                           model.hd_prompt_style)
+    dataset = BatchDataset(make_units(group_by_video(queries), 1), task, options, model.preprocessor)
     start = time.perf_counter()
     for index in range(len(dataset)):
         dataset[index]

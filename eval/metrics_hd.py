@@ -64,6 +64,9 @@ def main(argv=None) -> int:
         print(f"error: cannot write the metrics file: {err}", file=sys.stderr)
         return 1
     print(f"wrote {out}")
+    if report.metrics["n_scored"] == 0:
+        print("error: no prediction matches a ground-truth qid; nothing was measured", file=sys.stderr)
+        return 1
     return 0
 
 

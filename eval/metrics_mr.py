@@ -3,7 +3,9 @@
 Reads our JSON Lines records (each carries its own `fps`) or upstream's JSON list of
 {id, response, gt_start, gt_end, pred_start, pred_end, duration} (frames numbered at 0.5 FPS).
 The span is always re-parsed from `response`; an answer that does not parse scores IoU 0 and
-stays in the denominator.
+stays in the denominator. The headline R@m/mIoU parse with upstream's regex, as the paper's
+numbers did; the tolerant fallback rules are reported beside them under `tolerant`. An id
+repeated in the file counts once: its newest (last) record.
 """
 
 import argparse
@@ -24,7 +26,7 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="example: python eval/metrics_mr.py results/charades_numpro_ft.jsonl",
+        epilog="example: python eval/metrics_mr.py results/charades_test_LongVA-7B-DPO_longva_7b_dpo_NumPro_FT_numpro_0.5fps.jsonl",
     )
     parser.add_argument("pred", metavar="PRED", help="predictions: our JSONL records or upstream's JSON list")
     parser.add_argument(
@@ -43,7 +45,8 @@ def parse_args(argv=None):
     parser.add_argument(
         "--strict",
         action="store_true",
-        help="parse with upstream's regex only (no tolerant fallbacks such as 'Frames 3-7')",
+        help="kept for old command lines: the headline numbers always use upstream's regex (the paper's parser); "
+        "the tolerant fallbacks are reported beside them under 'tolerant'",
     )
     parser.add_argument("--out", help="metrics JSON to write (default: <PRED stem>_metrics.json beside PRED)")
     parser.add_argument("--show_unparsed", "--show-unparsed", type=int, default=3, metavar="N",
@@ -57,7 +60,7 @@ def main(argv=None) -> int:
         print("error: --fps must be positive", file=sys.stderr)
         return 2
     try:
-        report = evaluate_mr_file(args.pred, default_fps=args.fps, swap_reversed=args.swap_reversed, strict=args.strict)
+        report = evaluate_mr_file(args.pred, default_fps=args.fps, swap_reversed=args.swap_reversed)
     except JsonInputError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -69,6 +72,9 @@ def main(argv=None) -> int:
         print(f"error: cannot write the metrics file: {err}", file=sys.stderr)
         return 1
     print(f"wrote {out}")
+    if report.metrics["n_answered"] == 0:
+        print("error: no record holds an answer (every query failed: see the status counts); nothing was measured", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -30,7 +30,6 @@ SPEC = ScriptSpec(
     max_new_tokens=1024,
     family="longva",
     max_frames=240,
-    output_name="numpro_ft_hd",
 )
 
 if __name__ == "__main__":

@@ -29,7 +29,6 @@ SPEC = ScriptSpec(
     max_new_tokens=1024,
     family="longva",
     max_frames=240,
-    save_path="results/charades_numpro_ft.jsonl",
 )
 
 if __name__ == "__main__":

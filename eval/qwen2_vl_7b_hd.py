@@ -26,7 +26,6 @@ SPEC = ScriptSpec(
     video_flags=("--video_dir",),
     fps=0.5,
     max_new_tokens=512,
-    output_name="qwen2_vl_7b_hd",
 )
 
 if __name__ == "__main__":

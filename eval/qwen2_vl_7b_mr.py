@@ -25,7 +25,6 @@ SPEC = ScriptSpec(
     video_flags=("--video_path",),
     fps=1.0,
     max_new_tokens=128,
-    save_path="results/charades_qwen2_vl_7b.jsonl",
 )
 
 if __name__ == "__main__":

@@ -49,7 +49,7 @@ def iter_jsonl(path: str | os.PathLike, *, allow_partial_tail: bool = False) -> 
     mid-write) is skipped instead of raising.
     """
     path = Path(path)
-    text = _read_text(path)
+    text = _read_text(path, allow_partial_tail=allow_partial_tail)
     lines = text.split("\n")
     for number, line in enumerate(lines, start=1):
         if not line.strip():
@@ -67,7 +67,7 @@ def iter_jsonl(path: str | os.PathLike, *, allow_partial_tail: bool = False) -> 
 def read_records(path: str | os.PathLike, *, allow_partial_tail: bool = False) -> list[dict]:
     """Records (JSON objects) from a JSON list or a JSON Lines file, detected by content."""
     path = Path(path)
-    text = _read_text(path)
+    text = _read_text(path, allow_partial_tail=allow_partial_tail)
     if text.lstrip().startswith("["):
         data = read_json(path)
         if not isinstance(data, list):
@@ -134,13 +134,25 @@ def append_jsonl(path: str | os.PathLike, records: Iterable[Any]) -> None:
         writer.write_many(records)
 
 
-def _read_text(path: Path) -> str:
+def _read_text(path: Path, *, allow_partial_tail: bool = False) -> str:
+    """The file as text. With `allow_partial_tail`, a last line without a newline may be cut
+    anywhere, even inside a multi-byte character: it decodes with replacement characters, so it
+    fails to parse and is dropped like any half-written record."""
     try:
-        return path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except FileNotFoundError:
         raise JsonInputError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise JsonInputError(f"{path}: is a folder, expected a file") from None
+    body, tail = data, b""
+    if allow_partial_tail and not data.endswith(b"\n"):
+        cut = data.rfind(b"\n") + 1
+        body, tail = data[:cut], data[cut:]
+    try:
+        text = body.decode("utf-8")
     except UnicodeDecodeError as err:
         raise JsonInputError(f"{path}: not UTF-8 text (byte {err.start})") from None
+    return text + tail.decode("utf-8", errors="replace")
 
 
 def _drop_partial_tail(path: Path) -> None:

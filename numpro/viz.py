@@ -9,7 +9,7 @@ timeline  ground-truth span vs predicted span for queries of a moment-retrieval 
 
 Examples:
     python -m numpro viz manga data/charades/videos/3MSZA.mp4 --output manga.png
-    python -m numpro viz timeline results/charades_qwen2_vl_7b.jsonl --output worst.png --worst 6
+    python -m numpro viz timeline results/charades_test_Qwen2-VL-7B-Instruct_numpro_1fps.jsonl --output worst.png --worst 6
 """
 
 from __future__ import annotations

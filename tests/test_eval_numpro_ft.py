@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +15,7 @@ from PIL import Image
 from numpro import prompts, timeline
 from numpro.evaluation.cli import main
 from numpro.evaluation.tasks import HighlightDetection, MomentRetrieval
+from numpro.models.base import hd_prompt_style
 from numpro.stamp import Stamper
 from numpro.video import read_sampled
 
@@ -68,12 +70,12 @@ def test_prompt_is_the_qwen_1_5_template_with_instruction_and_question(tiny_long
 
     model = load(tiny_longva[0])
     query = MomentRetrieval().load(dataset / "test.json")[0]
-    text = MomentRetrieval().prompt(query, model.hd_prompt_style)
+    text = MomentRetrieval().prompt(query)
     assert model.preprocessor.render(text) == (
         "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\n<image>\n"
         f"{prompts.INSTRUCTION}{prompts.MR_QUESTION.format(query.text)}<|im_end|>\n<|im_start|>assistant\n"
     )
-    assert HighlightDetection().prompt(query, model.hd_prompt_style) == prompts.HD_PROMPT_NUMPRO_FT.format(query.text)
+    assert HighlightDetection(style=hd_prompt_style("longva")).prompt(query) == prompts.HD_PROMPT_NUMPRO_FT.format(query.text)
 
 
 def test_the_adapter_changes_the_answers(ft_run, tiny_longva, dataset, tmp_path):
@@ -98,6 +100,7 @@ def test_resume_and_two_processes_give_the_same_file(ft_run, tiny_longva, datase
     full = ft_run.read_text().splitlines()
     resumed = tmp_path / "resumed.jsonl"
     resumed.write_text("\n".join(full[:3]) + "\n")
+    shutil.copy(ft_run.with_name(ft_run.stem + "_run.json"), resumed.with_name("resumed_run.json"))
     main(numpro_ft_mr.SPEC, ft_args(model, dataset, resumed, "--lora_path", str(lora)))
     assert resumed.read_text().splitlines() == full
 
@@ -116,7 +119,8 @@ def test_highlight_run_stamps_numbers(tiny_longva, dataset, tmp_path):
             str(model), "--lora_path", str(lora), "--output_dir", str(tmp_path), "--max_new_tokens", "6",
             "--workers", "0", "--dump_frames", str(tmp_path / "frames")]
     assert main(numpro_ft_hd.SPEC, args) == 0
-    records = read_jsonl(tmp_path / "numpro_ft_hd.jsonl")
+    # the default name says dataset, model, adapter and protocol
+    records = read_jsonl(tmp_path / "qvh_longva_numpro_ft_numpro_0.5fps.jsonl")
     assert [r["qid"] for r in records] == [100, 101, 102] and all(r["status"] == "ok" for r in records)
     frame = np.asarray(Image.open(tmp_path / "frames" / "vid1" / "000003.png"))
     plain = read_sampled(dataset / "videos" / "vid1.mp4", 0.5).pixels[3]

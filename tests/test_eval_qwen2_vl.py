@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +18,8 @@ from numpro import prompts, synthetic, timeline
 from numpro.evaluation import runner
 from numpro.evaluation.cli import main
 from numpro.evaluation.tasks import HighlightDetection, MomentRetrieval
+from numpro.models.base import hd_prompt_style
+from numpro.models.qwen2_vl import upstream_frame_indices
 from numpro.stamp import Stamper, StampStyle
 from numpro.video import read_sampled
 
@@ -73,14 +77,16 @@ def test_dumped_frames_are_exactly_the_stamped_frames_at_1_fps(mr_run, dataset):
     for name, rate, seconds in VIDEOS:
         folder = mr_run.parent / "frames" / name
         n = timeline.num_sampled_frames(round(seconds * rate) / rate, 1.0)
-        assert sorted(f.name for f in folder.glob("*.png")) == [f"{k:06d}.png" for k in range(n)]
+        kept = upstream_frame_indices(n)  # the default frame rule: an even count (odd n drops a middle frame)
+        assert len(kept) == n - n % 2
+        assert sorted(f.name for f in folder.glob("*.png")) == [f"{k:06d}.png" for k in kept]
         sampled = read_sampled(dataset / "videos" / f"{name}.mp4", 1.0)
-        expected = stamper.stamp_all(sampled.pixels, sampled.numbers)
-        dumped = np.stack([np.asarray(Image.open(folder / f"{k:06d}.png")) for k in range(n)])
+        expected = stamper.stamp_all(sampled.pixels, sampled.numbers)[kept]
+        dumped = np.stack([np.asarray(Image.open(folder / f"{k:06d}.png")) for k in kept])
         assert np.array_equal(dumped, expected)
         # the source frame under number k is the one nearest to k seconds (or the last frame)
         last = round(seconds * rate) - 1
-        for frame, number in zip(dumped, range(n)):
+        for frame, number in zip(dumped, kept):
             index = synthetic.read_index(frame)
             assert index == last or abs(index / float(rate) - number) <= 0.5 / float(rate) + 1e-6
 
@@ -91,7 +97,7 @@ def test_prompt_holds_the_exact_strings(tiny_qwen, dataset):
     model = load(tiny_qwen)
     task = MomentRetrieval()
     query = task.load(dataset / "test.json")[0]
-    text = task.prompt(query, model.hd_prompt_style)
+    text = task.prompt(query)
     assert text == prompts.INSTRUCTION + prompts.MR_QUESTION.format("person number 0 sits")
     assert "frame number.During which frames can we see person number 0 sits? Answer in the format: " \
            "'From Frame x to Frame y'." in text
@@ -105,7 +111,7 @@ def test_prompt_holds_the_exact_strings(tiny_qwen, dataset):
     assert ids.count(video_id) == 2 * 144  # 4 frames of 336x336: two temporal pairs of 144 tokens
     decoded = model.tokenizer.decode([i for i in ids if i != video_id])
     assert text in decoded
-    hd = HighlightDetection().prompt(query, model.hd_prompt_style)
+    hd = HighlightDetection(style=hd_prompt_style("qwen2_vl")).prompt(query)
     assert hd == prompts.HD_PROMPT_QWEN2_VL.format("person number 0 sits")
 
 
@@ -116,14 +122,18 @@ def test_baseline_has_no_numbers_and_no_instruction(tiny_qwen, dataset, tmp_path
     frame = np.asarray(Image.open(tmp_path / "frames" / "vid0" / "000005.png"))
     plain = read_sampled(dataset / "videos" / "vid0.mp4", 1.0).pixels[5]
     assert np.array_equal(frame, plain)
-    assert MomentRetrieval(instruction=None).prompt(MomentRetrieval().load(dataset / "test.json")[0], "qwen2_vl") \
+    assert MomentRetrieval(instruction=None).prompt(MomentRetrieval().load(dataset / "test.json")[0]) \
         == prompts.MR_QUESTION.format("person number 0 sits")
+    record = json.loads((tmp_path / "base_run.json").read_text())  # the prompt the run actually used
+    assert record["prompt"]["template"] == prompts.MR_QUESTION.format("{query}")
+    assert record["protocol"]["numbers"] is False and record["protocol"]["stamp"] is None
 
 
 def test_resume_after_a_kill_gives_the_same_file(mr_run, tiny_qwen, dataset, tmp_path):
     full = mr_run.read_text().splitlines()
     save = tmp_path / "pred.jsonl"
     save.write_text("\n".join(full[:4]) + "\n" + full[4][:25])  # killed while writing record 5
+    shutil.copy(mr_run.with_name("pred_run.json"), save.with_name("pred_run.json"))  # written before query 1
     main(qwen2_vl_7b_mr.SPEC, mr_args(tiny_qwen, dataset, save))
     assert save.read_text().splitlines() == full
 
@@ -150,14 +160,15 @@ def test_highlight_run(tiny_qwen, dataset, tmp_path):
             "--model_path", str(tiny_qwen), "--output_dir", str(tmp_path), "--max_new_tokens", "8",
             "--workers", "0", "--dump_frames", str(tmp_path / "frames")]
     assert main(qwen2_vl_7b_hd.SPEC, args) == 0
-    records = read_jsonl(tmp_path / "qwen2_vl_7b_hd.jsonl")
+    records = read_jsonl(tmp_path / "qvh_qwen2_vl_numpro_0.5fps.jsonl")  # dataset, model, protocol
     assert [r["qid"] for r in records] == [100, 101, 102]
     for record, (name, rate, seconds) in zip(records, VIDEOS):
         assert len(record["pred_saliency_scores"]) == timeline.num_clips(seconds + 1)
         assert record["fps"] == 0.5 and record["status"] == "ok"
         frames = sorted((tmp_path / "frames" / name).glob("*.png"))
-        assert len(frames) == timeline.num_sampled_frames(round(seconds * rate) / rate, 0.5)
-    metrics = json.loads((tmp_path / "qwen2_vl_7b_hd_metrics.json").read_text())
+        n = timeline.num_sampled_frames(round(seconds * rate) / rate, 0.5)
+        assert [f.name for f in frames] == [f"{k:06d}.png" for k in upstream_frame_indices(n)]
+    metrics = json.loads((tmp_path / "qvh_qwen2_vl_numpro_0.5fps_metrics.json").read_text())
     assert "HL-min-VeryGood-mAP" in metrics and metrics["n"] == 3
 
 
@@ -207,14 +218,14 @@ def test_units_keep_videos_whole():
     assert [len(unit) for unit in single] == [2, 3, 1, 5]  # batch size 1: one unit per video
 
 
-def test_random_init_builds_from_a_config_without_weights(tiny_qwen, dataset, tmp_path):
+def test_random_init_builds_from_a_config_without_weights(tiny_qwen, dataset, tmp_path, capsys):
     config_only = tmp_path / "config_only"
     config_only.mkdir()
     (config_only / "config.json").write_text((tiny_qwen / "config.json").read_text())
     save = tmp_path / "random.jsonl"
     args = mr_args(config_only, dataset, save, "--limit", "3")
-    with pytest.raises(ValueError, match="--processor_path"):
-        main(qwen2_vl_7b_mr.SPEC, args + ["--random_init"])
+    assert main(qwen2_vl_7b_mr.SPEC, args + ["--random_init"]) == 2
+    assert "--processor_path" in capsys.readouterr().err
     assert main(qwen2_vl_7b_mr.SPEC, args + ["--random_init", "--processor_path", str(tiny_qwen)]) == 0
     assert [r["status"] for r in read_jsonl(save)] == ["ok"] * 3
 
@@ -271,19 +282,19 @@ def test_qwen2_5_vl_positions_use_absolute_time_and_the_original_rule(tmp_path):
     assert positions[:, 0, end + 1].tolist() == [start + int(7 * interval) + 1] * 3
 
 
-def test_an_upstream_json_list_is_not_appended_to(tiny_qwen, dataset, tmp_path):
+def test_an_upstream_json_list_is_not_appended_to(tiny_qwen, dataset, tmp_path, capsys):
     save = tmp_path / "upstream.json"
     save.write_text('[{"id": "vid0_0", "response": "From 1 to 2"}]')
-    with pytest.raises(SystemExit, match="JSON list"):
-        main(qwen2_vl_7b_mr.SPEC, mr_args(tiny_qwen, dataset, save))
+    assert main(qwen2_vl_7b_mr.SPEC, mr_args(tiny_qwen, dataset, save)) == 2
+    assert "JSON list" in capsys.readouterr().err
     assert save.read_text() == '[{"id": "vid0_0", "response": "From 1 to 2"}]'
 
 
-def test_a_malformed_test_file_stops_with_its_name(tiny_qwen, dataset, tmp_path):
+def test_a_malformed_test_file_stops_with_its_name(tiny_qwen, dataset, tmp_path, capsys):
     records = json.loads((dataset / "test.json").read_text())
     bad = tmp_path / "dup.json"
     bad.write_text(json.dumps(records + records[:1]))  # a repeated id would break resuming
     args = mr_args(tiny_qwen, dataset, tmp_path / "p.jsonl")
     args[1] = str(bad)
-    with pytest.raises(SystemExit, match="dup.json.*duplicate id"):
-        main(qwen2_vl_7b_mr.SPEC, args)
+    assert main(qwen2_vl_7b_mr.SPEC, args) == 2
+    assert re.search(r"dup.json.*duplicate id", capsys.readouterr().err)

@@ -177,8 +177,9 @@ def test_unparsed_answer_scores_all_zero_and_is_counted():
     assert m["HL-min-VeryGood-mAP"] == 33.33
     # HIT@1 at clip 0: query 1 clip 0 has a 4 (hit), query 2 clip 0 is empty (miss)
     assert m["HL-min-VeryGood-Hit1"] == 50.0
-    assert m["n_answers"] == 2 and m["n_unparsed"] == 2 and m["n_missing"] == 0
-    assert [qid for qid, _ in report.unparsed] == [1, 2]
+    # the missing video is no answer, so no parse failure; it is counted by its status
+    assert m["n_answers"] == 1 and m["n_unparsed"] == 1 and m["n_missing"] == 0
+    assert m["status"] == {"missing_video": 1} and [qid for qid, _ in report.unparsed] == [1]
 
 
 def test_precomputed_fields_take_priority():

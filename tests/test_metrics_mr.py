@@ -73,8 +73,12 @@ def test_record_fps_wins_over_default():
 
 
 def test_zero_length_spans_score_zero():
-    # "2.5 to 2.5" at 0.5 FPS is [5, 5] s; against a zero-length truth the union is 0
+    # "2.5 to 2.5" at 0.5 FPS is [5, 5] s; against a zero-length truth the union is 0.
+    # Upstream's regex takes integers only: the tolerant parser reads it, the headline does not.
     report = score_mr_records([upstream("From 2.5 to 2.5", 5.0, 5.0)])
+    assert not report.queries[0].answer.ok
+    assert report.queries[0].tolerant.ok and report.queries[0].tolerant_iou == 0.0
+    report = score_mr_records([upstream("From 2 to 2", 4.0, 4.0)])
     assert report.queries[0].answer.ok and report.queries[0].iou == 0.0
 
 
@@ -84,20 +88,26 @@ def test_failed_records_and_statuses():
         dict(upstream("From 0 to 2", 0.0, 4.0, "b"), fps=0.5, status="ok"),
     ]
     m = score_mr_records(records).metrics
-    assert m["n_unparsed"] == 1 and m["status"] == {"decode_error": 1, "ok": 1}
-    assert m["mIoU"] == 50.0
+    # a query without an answer is no parse failure, but it stays in the denominator
+    assert m["n_answered"] == 1 and m["n_unparsed"] == 0 and m["status"] == {"decode_error": 1, "ok": 1}
+    assert m["mIoU"] == 50.0 and m["n"] == 2
 
 
-def test_strict_and_fallback_counts():
-    records = [upstream("Frames 2-5", 4.0, 10.0), upstream("From 2 to 5", 4.0, 10.0)]
-    assert score_mr_records(records).metrics["n_fallback"] == 1
-    strict = score_mr_records(records, strict=True).metrics
-    assert strict["n_parsed"] == 1 and strict["mIoU"] == 50.0
+def test_headline_uses_upstreams_regex_and_tolerant_is_beside_it():
+    records = [upstream("Frames 2-5", 4.0, 10.0, 1), upstream("From 2 to 5", 4.0, 10.0, 2)]
+    m = score_mr_records(records).metrics
+    # the paper's parser: only "From 2 to 5" parses
+    assert m["n_parsed"] == 1 and m["mIoU"] == 50.0 and m["R@0.7"] == 50.0 and m["n_unparsed"] == 1
+    assert m["tolerant"]["n_parsed"] == 2 and m["tolerant"]["n_fallback"] == 1
+    assert m["tolerant"]["mIoU"] == 100.0 and m["tolerant"]["R@0.7"] == 100.0
 
 
-def test_duplicate_ids_are_counted():
-    records = [upstream("From 0 to 1", 0.0, 2.0, 7), upstream("From 0 to 1", 0.0, 2.0, 7)]
-    assert score_mr_records(records).metrics["n_duplicate_ids"] == 1
+def test_duplicate_ids_count_once_the_newest_winning():
+    records = [upstream("From 0 to 1", 0.0, 2.0, 7), upstream("no idea", 0.0, 2.0, 8),
+               upstream("From 5 to 9", 0.0, 2.0, 7)]
+    report = score_mr_records(records)
+    assert report.metrics["n_duplicate_ids"] == 1 and report.metrics["n"] == 2
+    assert [q.id for q in report.queries] == [7, 8] and report.queries[0].answer.raw == "From 5 to 9"
 
 
 def test_bad_record_names_the_record():

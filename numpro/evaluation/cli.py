@@ -7,14 +7,19 @@ upstream's names for the annotation and video flags.
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from .. import prompts
+from ..argtypes import nonnegative_int, positive_float, positive_int
 from ..datasets.records import DataError
+from ..jsonio import JsonInputError
 from ..stamp import POSITIONS, StampStyle
 from ..video import BACKENDS
-from .runner import RunOptions, run
+from . import run_record
+from .runner import RunError, RunOptions, run
 from .tasks import HighlightDetection, MomentRetrieval
 
 
@@ -31,8 +36,7 @@ class ScriptSpec:
     max_new_tokens: int
     family: str | None = None  # None: from the checkpoint's config
     max_frames: int | None = None
-    save_path: str | None = None  # MR: upstream --save_path default
-    output_name: str | None = None  # HD: upstream --output_dir/--output_name default
+    api_only: bool = False  # the GPT-4o scripts: the OpenAI-compatible API backend, no local model
 
 
 class _HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
@@ -45,18 +49,28 @@ def build_parser(spec: ScriptSpec) -> argparse.ArgumentParser:
     data.add_argument(*spec.annotation_flags, "--annotations", dest="annotations", default=spec.annotations,
                       help="test annotations (NumPro JSON list for moment retrieval, QVHighlights JSONL for highlights)")
     data.add_argument(*spec.video_flags, "--videos", dest="videos", default=spec.videos, help="folder of the videos")
-    data.add_argument("--limit", type=int, default=None, help="evaluate only the first N queries")
+    data.add_argument("--limit", type=positive_int, default=None, help="evaluate only the first N queries")
 
     out = parser.add_argument_group("output")
+    default_name = "<annotations>_<model>[_<adapter>]_<numpro|plain>_<fps>fps.jsonl"
     if spec.task == "hd":
         out.add_argument("--output_dir", default="results", help="folder of the predictions")
-        out.add_argument("--output_name", default=spec.output_name, help="predictions file name (.jsonl added)")
+        out.add_argument("--output_name", default=None, help=f"predictions file name (.jsonl added); default {default_name}")
         out.add_argument("--save_path", default=None, help="predictions file (overrides --output_dir/--output_name)")
     else:
-        out.add_argument("--save_path", default=spec.save_path, help="predictions file (JSON Lines)")
+        out.add_argument("--save_path", default=None, help=f"predictions file (JSON Lines); default results/{default_name}")
+    out.add_argument("--overwrite", action="store_true",
+                     help="discard the predictions, metrics and run record already at the save path and start afresh "
+                          "(without it a rerun resumes, and only a run with the same answer-changing settings)")
     out.add_argument("--dump_frames", type=Path, default=None,
                      help="also write the exact numbered frames fed to the model as PNG to DIR/<video>/")
+    out.add_argument("--debug", action="store_true", help="show the full traceback of an error (or set NUMPRO_DEBUG=1)")
 
+    if spec.api_only:
+        _add_api_arguments(parser, spec)
+        _add_protocol_arguments(parser, spec)
+        _add_speed_arguments(parser, spec)
+        return parser
     model = parser.add_argument_group("model")
     model.add_argument("--model_path", default=spec.model_path, help="checkpoint folder or hub id")
     if spec.family == "longva":
@@ -70,7 +84,20 @@ def build_parser(spec: ScriptSpec) -> argparse.ArgumentParser:
     model.add_argument("--random_init", action="store_true",
                        help="build the model from --model_path's config without weights (speed measurements only)")
     model.add_argument("--processor_path", default=None, help="tokenizer/processor folder for --random_init")
+    if spec.family != "longva":
+        _add_api_arguments(parser, spec)
+    _add_protocol_arguments(parser, spec)
+    _add_speed_arguments(parser, spec)
+    return parser
 
+
+def _add_api_arguments(parser: argparse.ArgumentParser, spec: ScriptSpec) -> None:
+    from ..models import api
+
+    api.add_arguments(parser, api_only=spec.api_only)
+
+
+def _add_protocol_arguments(parser: argparse.ArgumentParser, spec: ScriptSpec) -> None:
     protocol = parser.add_argument_group("protocol")
     if spec.task == "mr":
         protocol.add_argument("--input_format", default=prompts.MR_QUESTION, help="question template ({} = query)")
@@ -80,81 +107,260 @@ def build_parser(spec: ScriptSpec) -> argparse.ArgumentParser:
                               help="full prompt template ({} = query); default: the model family's upstream prompt")
     protocol.add_argument("--no_numbers", action="store_true",
                           help="baseline: same frames without stamped numbers and without the instruction")
-    protocol.add_argument("--fps", type=float, default=spec.fps, help="frames sampled per second")
-    protocol.add_argument("--size", type=int, default=336, help="frames are resized to SIZE x SIZE")
-    protocol.add_argument("--max_frames", type=int, default=spec.max_frames,
-                          help="keep at most N frames (linspace), each with its own number")
+    protocol.add_argument("--fps", type=positive_float, default=spec.fps, help="frames sampled per second")
+    protocol.add_argument("--size", type=positive_int, default=336, help="frames are resized to SIZE x SIZE")
+    protocol.add_argument("--max_frames", type=nonnegative_int, default=spec.max_frames,
+                          help="keep at most N frames (linspace), each with its own number; 0: no cap")
     protocol.add_argument("--position", default="bottom_right", choices=POSITIONS)
-    protocol.add_argument("--font_size", type=int, default=40)
+    protocol.add_argument("--font_size", type=positive_int, default=40)
     protocol.add_argument("--color", default="red")
     protocol.add_argument("--font", default=None, help="TrueType font (default: DejaVu Sans Bold from matplotlib)")
-    protocol.add_argument("--max_new_tokens", type=int, default=spec.max_new_tokens)
+    protocol.add_argument("--max_new_tokens", type=positive_int, default=spec.max_new_tokens)
+    protocol.add_argument("--video_io", default="exact", choices=("exact", "upstream"),
+                          help="exact: the stamped frames go to the model as they are; upstream: first written "
+                               "with OpenCV's mp4v and decoded again, as upstream's scripts did (lossy)")
+    if spec.family is None and not spec.api_only:
+        protocol.add_argument("--frame_rule", default="upstream", choices=("upstream", "plain"),
+                              help="Qwen2-VL: upstream = the frames qwen-vl-utils 0.0.8 fed the paper's runs (an even "
+                                   "count: odd K drops one middle frame; smaller frames from 342 on); plain = all K")
 
+
+def _add_speed_arguments(parser: argparse.ArgumentParser, spec: ScriptSpec) -> None:
     speed = parser.add_argument_group("speed")
-    speed.add_argument("--batch_size", type=int, default=1, help="queries per generate() call (left padding)")
-    speed.add_argument("--workers", type=int, default=2, help="DataLoader processes decoding the next batches")
+    speed.add_argument("--batch_size", type=positive_int, default=1,
+                       help="queries per generate() call (left padding); API backend: requests sent together")
+    speed.add_argument("--workers", type=nonnegative_int, default=2, help="DataLoader processes decoding the next batches")
     speed.add_argument("--backend", default="auto", choices=BACKENDS, help="video decoder")
-    return parser
+
+
+
+
+FAMILY_SCRIPTS = {"longva": "eval/numpro_ft_{task}.py", "any": "eval/qwen2_vl_7b_{task}.py"}
+
+
+def _slug(text: str) -> str:
+    keep = "".join(c if c.isalnum() or c in "-." else "_" for c in str(text).strip("/"))
+    return keep.strip("_.") or "model"
+
+
+def default_save_path(spec: ScriptSpec, args) -> Path:
+    """results/<annotations>_<model>[_<adapter>]_<numpro|plain>_<fps>fps.jsonl: base and LoRA runs,
+    numbered and plain runs, never share a default file."""
+    if _uses_api(spec, args):
+        from ..models import api
+
+        model = api.model_name(args)
+    else:
+        model = Path(str(args.model_path).rstrip("/")).name
+    parts = [Path(args.annotations).stem, _slug(model)]
+    if getattr(args, "lora_path", None):
+        parts.append(_slug(Path(str(args.lora_path).rstrip("/")).name))
+    parts.append(f"{'plain' if args.no_numbers else 'numpro'}_{args.fps:g}fps")
+    name = "_".join(parts) + ".jsonl"
+    return Path(getattr(args, "output_dir", None) or "results") / name
 
 
 def _save_path(spec: ScriptSpec, args) -> Path:
     if args.save_path:
         return Path(args.save_path)
-    name = args.output_name if Path(args.output_name).suffix else args.output_name + ".jsonl"
-    return Path(args.output_dir) / name
+    if spec.task == "hd" and args.output_name:
+        name = args.output_name if Path(args.output_name).suffix else args.output_name + ".jsonl"
+        return Path(args.output_dir) / name
+    return default_save_path(spec, args)
 
 
-def _task(spec: ScriptSpec, args):
+def _uses_api(spec: ScriptSpec, args) -> bool:
+    return spec.api_only or getattr(args, "api_base", None) is not None
+
+
+def resolve_family(spec: ScriptSpec, args) -> str:
+    """The checkpoint's family, checked against what the script is for (no weights are read)."""
+    from ..models.base import ModelError, check_checkpoint, detect_family
+
+    if _uses_api(spec, args):
+        from ..models import api
+
+        api.validate(args)
+        return "api"
+    # LongVA loads from a folder only (LLaVA layout); the other families also take hub ids
+    hub = spec.family != "longva"
+    family = detect_family(args.model_path, hub) if not (spec.family and args.random_init) else spec.family
+    script = FAMILY_SCRIPTS["longva" if family == "longva" else "any"].format(task=spec.task)
+    if spec.family == "longva" and family != "longva":
+        raise ModelError(f"{args.model_path} is a {family} checkpoint; this script expects LongVA (LLaVA layout, "
+                         f"model_type llava_qwen): use {script}")
+    if spec.family is None and family == "longva":
+        raise ModelError(f"{args.model_path} is a LongVA checkpoint; this script loads transformers-native families "
+                         f"(Qwen2-VL, Qwen2.5-VL, LLaVA-OneVision/Video): use {script}")
+    check_checkpoint(args.model_path, family, lora_path=getattr(args, "lora_path", None),
+                     processor_path=args.processor_path, random_init=args.random_init)
+    return family
+
+
+def _task(spec: ScriptSpec, args, family: str):
     if spec.task == "mr":
         return MomentRetrieval(args.input_format, None if args.no_numbers else args.instruction)
-    return HighlightDetection(args.input_format, numbers=not args.no_numbers)
+    from ..models.base import hd_prompt_style
+
+    return HighlightDetection(args.input_format, numbers=not args.no_numbers, style=hd_prompt_style(family))
 
 
-def _model_loader(spec: ScriptSpec, args):
+def _model_loader(spec: ScriptSpec, args, family: str):
     def load(device: str):
         import torch
 
         from ..models.base import load_model
 
+        if family == "api":
+            from ..models import api
+
+            return api.load(args)
         kwargs = dict(device=args.device or device, random_init=args.random_init,
                       attn_implementation=args.attn_implementation)
         if args.dtype:
             kwargs["dtype"] = getattr(torch, args.dtype)
-        if spec.family == "longva":
-            kwargs.update(lora_path=args.lora_path, max_frames=args.max_frames or 240,
-                          tokenizer_path=args.processor_path)
+        if family == "longva":
+            kwargs.update(lora_path=args.lora_path, max_frames=args.max_frames, tokenizer_path=args.processor_path)
         else:
             kwargs.update(device_map=args.device_map, processor_path=args.processor_path)
-        return load_model(args.model_path, spec.family, **kwargs)
+        if family == "qwen2_vl":
+            kwargs["frame_rule"] = args.frame_rule
+        return load_model(args.model_path, family, **kwargs)
 
     return load
 
 
+def _model_section(spec: ScriptSpec, args, family: str, device: str) -> dict:
+    """Model identity and numerics, as the run record states them (no weights are loaded)."""
+    if family == "api":
+        from ..models import api
+
+        return {"family": "api", "identity": {"api_model": api.model_name(args)}, "adapter": None,
+                "api": api.describe(args)}
+    from ..models.hf import default_attention
+
+    cuda = str(device).startswith("cuda")
+    if args.dtype:
+        dtype = args.dtype
+    elif family == "longva":
+        dtype = "float16" if cuda else "float32"  # upstream's eval dtype on GPU
+    else:
+        dtype = "bfloat16" if cuda else "float32"
+    attn = args.attn_implementation or ("sdpa" if family == "longva" else default_attention(device))
+    lora = getattr(args, "lora_path", None)
+    return {
+        "path": str(args.model_path),
+        "family": family,
+        "identity": run_record.model_identity(args.model_path),
+        "adapter": None if lora is None else {"path": str(lora), "sha256": run_record.adapter_identity(lora)},
+        "dtype": dtype,
+        "attn_implementation": attn,
+        "random_init": bool(args.random_init),
+        "processor_path": None if args.processor_path is None else str(args.processor_path),
+    }
+
+
+def _generation_section(args, family: str) -> dict:
+    if family == "api":
+        return {"temperature": 0, "max_tokens": args.max_new_tokens, "seed": getattr(args, "seed", None)}
+    config = run_record.read_generation_config(args.model_path)
+    section = {"max_new_tokens": args.max_new_tokens, "do_sample": False,
+               "repetition_penalty": config.get("repetition_penalty"), "eos_token_id": config.get("eos_token_id")}
+    if family == "longva":
+        section["stop_strings"] = ["<|im_end|>"]  # upstream's keyword stop
+    return section
+
+
+def build_run_record(spec: ScriptSpec, args, task, options: RunOptions, family: str, device: str) -> dict:
+    """Everything that produced the predictions (DESIGN 2: run records, contract)."""
+    from ..stamp import find_font
+    from .runner import Dist
+
+    font = find_font(args.font)
+    annotations = Path(args.annotations)
+    return {
+        "script": run_record.script_name(),
+        "task": spec.task,
+        "arguments": run_record.plain({k: v for k, v in vars(args).items() if k != "debug"}),
+        "protocol": {
+            "fps": options.fps,
+            "size": options.size,
+            "max_frames": options.max_frames or None,
+            "frame_rule": "frame k = source frame nearest to k/fps; over max_frames keep linspace(0, K-1, max_frames) "
+                          "truncated, each keeping its number",
+            "frame_selection": args.frame_rule if family == "qwen2_vl" else "all",
+            "video_io": options.video_io,
+            "numbers": options.numbers,
+            "stamp": dict(options.style.as_dict(), font_sha256=run_record.sha256_file(font)) if options.numbers else None,
+        },
+        "prompt": {"template": task.prompt_template()},
+        "model": _model_section(spec, args, family, device),
+        "generation": _generation_section(args, family),
+        "annotations": {"path": str(annotations), "sha256": run_record.sha256_file(annotations)},
+        "videos": {"path": str(args.videos)},
+        "versions": run_record.versions(),
+        "world_size": Dist.from_env().world,
+        "started": run_record.now(),
+    }
+
+
+def _debug(args) -> bool:
+    return bool(getattr(args, "debug", False)) or os.environ.get("NUMPRO_DEBUG") == "1"
+
+
 def main(spec: ScriptSpec, argv=None) -> int:
     args = build_parser(spec).parse_args(argv)
-    if args.batch_size < 1:
-        raise SystemExit("--batch_size must be at least 1")
+    try:
+        return _main(spec, args)
+    except (DataError, JsonInputError, run_record.RunMismatch, ValueError, OSError) as err:
+        # a bad path or file: one message naming it, no traceback (unless --debug)
+        if _debug(args):
+            raise
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except RunError as err:
+        if _debug(args):
+            raise
+        print(f"error: {err}", file=sys.stderr)
+        return err.exit_code
+
+
+def _main(spec: ScriptSpec, args) -> int:
+    for path, what, flag in [(Path(args.annotations), "annotation file", "--annotations"),
+                             (Path(args.videos), "video folder", "--videos")]:
+        if not path.exists():
+            raise RunError(f"{what} not found: {path} (see data/README.md, or pass {flag})", exit_code=2)
+    family = resolve_family(spec, args)
     options = RunOptions(
         annotations=Path(args.annotations),
         videos=Path(args.videos),
         save_path=_save_path(spec, args),
         fps=args.fps,
         size=args.size,
-        max_frames=args.max_frames,
+        max_frames=args.max_frames or None,
         numbers=not args.no_numbers,
         style=StampStyle(args.font_size, args.color, args.position, args.font),
-        batch_size=args.batch_size,
+        batch_size=args.concurrency if family == "api" else args.batch_size,  # API: requests sent together
         max_new_tokens=args.max_new_tokens,
         limit=args.limit,
         workers=args.workers,
         backend=args.backend,
         dump_frames=args.dump_frames,
+        video_io=args.video_io,
+        overwrite=args.overwrite,
     )
-    for path, what in [(options.annotations, "annotation file"), (options.videos, "video folder")]:
-        if not path.exists():
-            raise SystemExit(f"{what} not found: {path} (see data/README.md, or pass --{'annotations' if what.startswith('a') else 'videos'})")
-    try:
-        run(_task(spec, args), options, _model_loader(spec, args), device=args.device)
-    except DataError as err:  # a malformed annotation file: say where, no traceback
-        raise SystemExit(f"error: {err}") from None
+    if family == "api" and args.dry_run is not None:
+        # --dry_run: the requests go to files in DIR; their placeholder records stay there too
+        options.save_path, options.overwrite = Path(args.dry_run) / "predictions.jsonl", True
+    task = _task(spec, args, family)
+    from .runner import Dist, default_device
+
+    device = getattr(args, "device", None) or default_device(Dist.from_env())
+    record = build_run_record(spec, args, task, options, family, device)
+    if family == "api":
+        from ..models import api
+
+        options.usage_summary = lambda records: api.usage_summary(
+            records, args.price_per_mtok_in, args.price_per_mtok_out)
+    run(task, options, _model_loader(spec, args, family), device=getattr(args, "device", None), run_record=record)
     return 0

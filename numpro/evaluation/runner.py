@@ -22,9 +22,19 @@ from .. import jsonio
 from ..metrics.report import default_out_path as metrics_path
 from ..stamp import Stamper, StampStyle
 from ..video import VIDEO_EXTENSIONS, VideoError, read_sampled
+from ..models.base import Answer
+from . import run_record as run_records
 from .tasks import Query
 
 OK = "ok"
+
+
+class RunError(Exception):
+    """A run that produced nothing useful (or cannot start); the message says why in one line."""
+
+    def __init__(self, message: str, exit_code: int = 1):
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
 @dataclass
@@ -44,6 +54,9 @@ class RunOptions:
     backend: str = "auto"
     dump_frames: Path | None = None
     progress: bool = True
+    video_io: str = "exact"  # "upstream": the mp4v write-and-decode detour of upstream's scripts
+    overwrite: bool = False  # discard what the save path holds instead of resuming it
+    usage_summary: Callable[[list[dict]], tuple[str, dict]] | None = None  # API runs: tokens and cost
 
 
 @dataclass
@@ -106,12 +119,11 @@ class PreparedWork:
 class BatchDataset:
     """Map-style dataset over units: decoding, stamping and preprocessing (runs in workers)."""
 
-    def __init__(self, units, task, options: RunOptions, preprocessor, prompt_style: str):
+    def __init__(self, units, task, options: RunOptions, preprocessor):
         self.units = units
         self.task = task
         self.options = options
         self.preprocessor = preprocessor
-        self.prompt_style = prompt_style
         self._stamper = None
 
     def __len__(self) -> int:
@@ -128,13 +140,20 @@ class BatchDataset:
             return None, "decode_error", str(err)
         if not sampled.frames:
             return None, "empty_video", f"{path}: no frames to sample"
-        pixels = sampled.pixels
+        pixels, numbers = sampled.pixels, list(sampled.numbers)
         if options.numbers:
             if self._stamper is None:
                 self._stamper = Stamper(options.style)
-            pixels = self._stamper.stamp_all(pixels, sampled.numbers, inplace=True)
-        if options.dump_frames is not None:
-            dump_frames(options.dump_frames / Path(name).stem, pixels, sampled.numbers)
+            pixels = self._stamper.stamp_all(pixels, numbers, inplace=True)
+        if options.video_io == "upstream":
+            from ..upstream_io import mp4v_round_trip
+
+            pixels = mp4v_round_trip(pixels, options.fps)
+        select = getattr(self.preprocessor, "select_frames", None)
+        if select is not None:  # a family that feeds a subset or resized frames (Qwen2-VL's upstream rule)
+            pixels, numbers = select(pixels, numbers)
+        if options.dump_frames is not None:  # exactly what the model gets
+            dump_frames(options.dump_frames / Path(name).stem, pixels, numbers)
         return pixels, OK, None
 
     def __getitem__(self, index: int) -> list[PreparedWork]:
@@ -150,7 +169,7 @@ class BatchDataset:
                 errors.append(error)
                 if status == OK:
                     videos.append(frames)
-                    texts.append(self.task.prompt(query, self.prompt_style))
+                    texts.append(self.task.prompt(query))
             batch = self.preprocessor(videos, texts, self.options.fps) if videos else None
             work.append(PreparedWork(queries, statuses, errors, batch))
         return work
@@ -171,14 +190,28 @@ def part_path(save_path: Path, rank: int, world: int) -> Path:
 
 def _existing_records(save_path: Path) -> list[dict]:
     """Records already written by earlier (possibly killed or multi-process) runs."""
-    if save_path.is_file() and _first_byte(save_path) == b"[":
-        raise SystemExit(f"{save_path} is a JSON list (upstream's result format); predictions are JSON Lines: "
-                         "choose another --save_path (eval/metrics_mr.py scores upstream's files as they are)")
+    _refuse_json_list(save_path)
     records = []
-    for path in [save_path, *sorted(save_path.parent.glob(save_path.name + ".rank*-of-*.part"))]:
-        if path.is_file():
-            records.extend(jsonio.read_records(path, allow_partial_tail=True))
+    for path in _prediction_files(save_path):
+        records.extend(jsonio.read_records(path, allow_partial_tail=True))
     return records
+
+
+def _refuse_json_list(save_path: Path) -> None:
+    if save_path.is_file() and _first_byte(save_path) == b"[":
+        raise RunError(f"{save_path} is a JSON list (upstream's result format); predictions are JSON Lines: "
+                       "choose another --save_path (eval/metrics_mr.py scores upstream's files as they are)", 2)
+
+
+def _prediction_files(save_path: Path) -> list[Path]:
+    parts = sorted(save_path.parent.glob(save_path.name + ".rank*-of-*.part"))
+    return [path for path in [save_path, *parts] if path.is_file()]
+
+
+def discard_run(save_path: Path) -> None:
+    """--overwrite: predictions, rank parts, metrics and run record go."""
+    for path in [*_prediction_files(save_path), metrics_path(save_path), run_records.record_path(save_path)]:
+        path.unlink(missing_ok=True)
 
 
 def _first_byte(path: Path) -> bytes:
@@ -192,10 +225,14 @@ def _identity(task, record: dict) -> str:
 
 def merge_records(task, save_path: Path, queries: list[Query]) -> list[dict]:
     """One record per query (the newest wins), in input order, written atomically to save_path;
-    the rank part files are then removed."""
+    the rank part files are then removed. Ground truth comes from the annotations given now."""
     latest: dict[str, dict] = {}
     for record in _existing_records(save_path):
         latest[_identity(task, record)] = record
+    current = {q.key: q for q in queries}
+    for key, record in latest.items():
+        if key in current:
+            latest[key] = task.refresh_truth(record, current[key])
     order = {q.key: i for i, q in enumerate(queries)}
     keys = sorted(latest, key=lambda k: (order.get(k, len(order)), k))
     tmp = save_path.with_name(save_path.name + ".tmp")
@@ -224,20 +261,44 @@ def default_device(dist: Dist) -> str:
     return f"cuda:{dist.local_rank}" if torch.cuda.is_available() else "cpu"
 
 
-def run(task, options: RunOptions, load_model: Callable[[str], object], device: str | None = None) -> dict | None:
-    """Evaluate every query of `options.annotations`; returns the metrics on rank 0."""
+def run(task, options: RunOptions, load_model: Callable[[str], object], device: str | None = None,
+        run_record: dict | None = None) -> dict | None:
+    """Evaluate every query of `options.annotations`; returns the metrics on rank 0.
+
+    `run_record` (see run_record.py) is written beside the predictions before the first query;
+    a save path holding answers of a run with other answer-changing settings stops the run
+    (RunMismatch) before any model is loaded. RunError when nothing useful was produced.
+    """
     import torch
 
     dist = Dist.from_env()
     device = device or default_device(dist)
-    td = _init_distributed(dist, device)
     save_path = Path(options.save_path)
-    save_path.parent.mkdir(parents=True, exist_ok=True)
-
     all_queries = task.load(options.annotations)
+    if not all_queries:
+        raise RunError(f"{options.annotations}: no queries to evaluate")
     if options.limit:
         all_queries = all_queries[: options.limit]
-    done = {_identity(task, r) for r in _existing_records(save_path) if r.get("status") == OK}
+    _check_writable(save_path)
+
+    _refuse_json_list(save_path)
+    stored = None
+    if run_record is not None and not options.overwrite:
+        stored = run_records.check_resume(save_path, run_record, bool(_prediction_files(save_path)))
+    td = _init_distributed(dist, device)
+    _barrier(td)  # every rank has compared before rank 0 rewrites anything
+    if dist.rank == 0:
+        if options.overwrite:
+            discard_run(save_path)
+        if run_record is not None:
+            run_records.write(save_path, dict(run_record, annotations=dict(
+                run_record.get("annotations", {}), n_queries=len(all_queries))), stored)
+    _barrier(td)
+
+    current = {q.key: q for q in all_queries}
+    done = {_identity(task, r) for r in _existing_records(save_path)
+            if r.get("status") == OK and _identity(task, r) in current
+            and task.same_question(r, current[_identity(task, r)])}
     groups = [g for i, g in enumerate(group_by_video(all_queries)) if i % dist.world == dist.rank]
     todo = [q for group in groups for q in group if q.key not in done]
     _say(dist, f"{len(all_queries)} queries, {len(done)} already answered, "
@@ -246,8 +307,7 @@ def run(task, options: RunOptions, load_model: Callable[[str], object], device: 
 
     if todo:
         model = load_model(device)
-        dataset = BatchDataset(make_units(group_by_video(todo), options.batch_size), task, options,
-                               model.preprocessor, model.hd_prompt_style)
+        dataset = BatchDataset(make_units(group_by_video(todo), options.batch_size), task, options, model.preprocessor)
         loader = torch.utils.data.DataLoader(
             dataset, batch_size=None, shuffle=False, num_workers=options.workers,
             collate_fn=lambda unit: unit, prefetch_factor=2 if options.workers else None,
@@ -262,26 +322,82 @@ def run(task, options: RunOptions, load_model: Callable[[str], object], device: 
                     bar.update(len(work.queries))
         bar.close()
 
-    if td is not None:
-        td.barrier()
+    _barrier(td)
     metrics = None
     if dist.rank == 0:
-        records = merge_records(task, save_path, all_queries)
-        wanted = {q.key for q in all_queries}
-        summary, metrics = task.score([r for r in records if _identity(task, r) in wanted], all_queries,
-                                      save_path, Path(options.annotations))
-        jsonio.write_json(metrics_path(save_path), metrics)
-        print(summary)
-        print(f"predictions: {save_path}\nmetrics:     {metrics_path(save_path)}")
+        metrics = _finish(task, options, save_path, all_queries, run_record)
     if td is not None:
         td.barrier()
         td.destroy_process_group()
+    if dist.rank == 0:
+        _raise_if_useless(metrics, options)
     return metrics
+
+
+def _barrier(td) -> None:
+    if td is not None:
+        td.barrier()
+
+
+def _check_writable(save_path: Path) -> None:
+    """Before any model loads: the predictions can be written where asked."""
+    try:
+        save_path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise RunError(f"cannot create the folder of --save_path {save_path}: {err.strerror}", 2) from None
+    if not os.access(save_path.parent, os.W_OK) or (save_path.exists() and not os.access(save_path, os.W_OK)):
+        raise RunError(f"cannot write predictions to {save_path}: permission denied", 2)
+
+
+def _finish(task, options: RunOptions, save_path: Path, all_queries: list[Query], run_record: dict | None) -> dict:
+    """Merge, score against the current annotations, print and write the metrics."""
+    records = merge_records(task, save_path, all_queries)
+    wanted = {q.key for q in all_queries}
+    scored = [r for r in records if _identity(task, r) in wanted]
+    stale = [_identity(task, r) for r in records if _identity(task, r) not in wanted]
+    summary, metrics = task.score(scored, all_queries, save_path, Path(options.annotations))
+    if stale:
+        # Queries of earlier runs that this run does not cover (dropped from the file, or past --limit).
+        summary += (f"\n  note: {len(stale)} records in the predictions are not among the {len(all_queries)} queries "
+                    f"evaluated now and are left out (ids {', '.join(stale[:5])}{', ...' if len(stale) > 5 else ''})")
+        metrics["n_left_out"] = len(stale)
+    if options.usage_summary is not None:
+        line, usage = options.usage_summary(scored)
+        summary += "\n" + line
+        metrics["usage"] = usage
+    if run_record is not None:
+        metrics["run"] = run_records.summary_fields(run_record)
+        metrics["run_record"] = run_records.record_path(save_path).name
+    jsonio.write_json(metrics_path(save_path), metrics)
+    print(summary)
+    print(f"predictions: {save_path}\nmetrics:     {metrics_path(save_path)}\n"
+          f"run record:  {run_records.record_path(save_path)}")
+    return metrics
+
+
+def _raise_if_useless(metrics: dict | None, options: RunOptions) -> None:
+    """A non-zero exit, with the reason, when the metrics measure nothing."""
+    if metrics is None:
+        return
+    statuses = metrics.get("status", {})
+    n = metrics.get("n", 0)
+    if statuses.get("dry_run"):  # the API backend's --dry_run: requests written, nothing asked
+        return
+    if n == 0:
+        raise RunError("no query was evaluated")
+    if statuses.get(OK, 0) == 0:
+        if statuses.get("missing_video", 0) == n:
+            raise RunError(f"none of the {n} queries' videos was found in {options.videos}; is --videos right?")
+        counts = ", ".join(f"{k} {v}" for k, v in sorted(statuses.items()))
+        raise RunError(f"no query was answered ({counts}); see the 'error' field of the records")
+    if metrics.get("n_empty_answers", 0) == statuses.get(OK, 0):
+        raise RunError(f"every answer is empty; nothing to parse (is --max_new_tokens {options.max_new_tokens} "
+                       "too small?)")
 
 
 def _answer(task, model, work: PreparedWork, options: RunOptions) -> list[dict]:
     """Generate for the batch's ready queries and build every query's record."""
-    answers: list[str | None] = []
+    answers: list = []
     failure = None
     if work.batch is not None:
         try:
@@ -291,13 +407,20 @@ def _answer(task, model, work: PreparedWork, options: RunOptions) -> list[dict]:
             print(f"generation failed for {[q.key for q in work.queries]}: {failure}", file=sys.stderr)
     records, ready = [], iter(answers)
     for query, status, error in zip(work.queries, work.statuses, work.errors):
-        response = None
+        response, extra = None, {}
         if status == OK:
             if failure is not None:
                 status, error = "model_error", failure
             else:
-                response = next(ready)
+                answer = next(ready)
+                if isinstance(answer, Answer):  # a family that reports more than text (the API backend)
+                    response, extra = answer.text, answer.extra
+                    if answer.status != OK:
+                        status, error = answer.status, answer.error
+                else:
+                    response = answer
         record = task.record(query, response, options.fps, status)
+        record.update(extra)
         if error:
             record["error"] = error
         records.append(record)

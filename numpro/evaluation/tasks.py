@@ -40,9 +40,22 @@ class MomentRetrieval:
         """The test file, validated (fields, types, unique ids: resuming relies on them)."""
         return [Query(str(r["id"]), str(r["video"]), str(r["query"]), r) for r in read_moments(path)]
 
-    def prompt(self, query: Query, model_style: str) -> str:
+    def prompt(self, query: Query) -> str:
         # upstream joins instruction and question with no space (SPEC 4)
         return (self.instruction or "") + self.question.format(query.text)
+
+    def prompt_template(self) -> str:
+        """The prompt with `{query}` where the query goes (for the run record)."""
+        return self.prompt(Query("", "", "{query}"))
+
+    def same_question(self, record: dict, query: Query) -> bool:
+        """An answer stays valid while the query's video and text are unchanged."""
+        return record.get("video") == query.video and record.get("query") == query.text
+
+    def refresh_truth(self, record: dict, query: Query) -> dict:
+        """The record with the ground truth of the annotations given now."""
+        source = query.source
+        return dict(record, gt_start=source["start_time"], gt_end=source["end_time"], duration=source["duration"])
 
     def record(self, query: Query, response: str | None, fps: float, status: str) -> dict:
         answer = parse_span(response)
@@ -60,6 +73,7 @@ class MomentRetrieval:
             "query": query.text,
             "fps": fps,
             "parsed": answer.ok,
+            "parse_rule": answer.rule,
             "pred_start_sec": start_sec,
             "pred_end_sec": end_sec,
             "status": status,
@@ -75,19 +89,30 @@ class HighlightDetection:
     name = "hd"
     id_field = "qid"
 
-    def __init__(self, prompt_template: str | None = None, numbers: bool = True):
-        self.prompt_template = prompt_template  # None: the model family's upstream prompt
+    def __init__(self, prompt_template: str | None = None, numbers: bool = True, style: str = "qwen2_vl"):
+        self.template = prompt_template  # None: the model family's upstream prompt
         self.numbers = numbers
+        self.style = style  # which upstream prompt (prompts.HD_PROMPTS) the family's script uses
 
     def load(self, path: str | Path) -> list[Query]:
         """The QVHighlights file, validated (unique qids)."""
         records = qvhighlights.read(path).records
         return [Query(str(r["qid"]), qvhighlights.video_name(r), str(r["query"]), r) for r in records]
 
-    def prompt(self, query: Query, model_style: str) -> str:
-        if self.prompt_template is not None:
-            return self.prompt_template.format(query.text)
-        return prompts.hd_prompt(query.text, model_style, numbers=self.numbers)
+    def prompt(self, query: Query) -> str:
+        if self.template is not None:
+            return self.template.format(query.text)
+        return prompts.hd_prompt(query.text, self.style, numbers=self.numbers)
+
+    def prompt_template(self) -> str:
+        return self.prompt(Query("", "", "{query}"))
+
+    def same_question(self, record: dict, query: Query) -> bool:
+        return str(record.get("vid")) == str(query.source["vid"]) and record.get("query") == query.text
+
+    def refresh_truth(self, record: dict, query: Query) -> dict:
+        # saliency is scored against the annotations' clips at scoring time; keep the duration current
+        return dict(record, duration=query.source["duration"])
 
     def record(self, query: Query, response: str | None, fps: float, status: str) -> dict:
         answer = parse_highlight(response)

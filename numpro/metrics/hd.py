@@ -338,7 +338,7 @@ def evaluate_hd_records(
     windows: dict[object, list] = {}
     unparsed, missing = [], []
     statuses: Counter = Counter()
-    n_answers = n_parsed = 0
+    n_answers = n_parsed = n_empty = 0
     has_windows = any("pred_relevant_windows" in record for _, record in preds.values())
     for qid, matrix in gts.items():
         if qid not in preds:
@@ -349,11 +349,14 @@ def evaluate_hd_records(
         where = f"{pred_source}: record {index} (qid {qid!r})"
         fps = float(record["fps"]) if _is_number(record.get("fps")) and record["fps"] > 0 else default_fps
         saliency[qid], ok = _record_saliency(record, matrix.shape[0], fps, where)
-        if ok is not None:
+        answered = record.get("status") in (None, "ok")  # a missing video or failed run is no answer
+        if ok is not None and answered:
             n_answers += 1
             n_parsed += ok
+            raw = str(record.get("response", record.get("pred")))
+            n_empty += not raw.strip()
             if not ok:
-                unparsed.append((qid, str(record.get("response", record.get("pred")))))
+                unparsed.append((qid, raw))
         if record.get("status") is not None:
             statuses[str(record["status"])] += 1
         if has_windows:
@@ -371,6 +374,7 @@ def evaluate_hd_records(
         n_answers=n_answers,
         n_parsed=n_parsed,
         n_unparsed=n_answers - n_parsed,
+        n_empty_answers=n_empty,
     )
     if statuses:
         metrics["status"] = dict(sorted(statuses.items()))
@@ -389,6 +393,8 @@ def evaluate_hd_file(pred_path: str | os.PathLike, gt_path: str | os.PathLike, *
     """Score a prediction file (our HD records, upstream's HD results or an official
     QVHighlights submission; JSON Lines or a JSON list) against a QVHighlights JSONL file."""
     preds = read_records(pred_path)
+    if not preds:
+        raise JsonInputError(f"{pred_path}: no prediction records")
     gts = read_records(gt_path)
     if not gts:
         raise JsonInputError(f"{gt_path}: no ground-truth records")

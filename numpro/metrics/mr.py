@@ -51,7 +51,11 @@ def summarize_ious(ious: Sequence[float], thresholds: Sequence[float] = RECALL_T
 
 @dataclass
 class MRQuery:
-    """One scored query: the parse, the predicted span in seconds, the ground truth, the IoU."""
+    """One scored query: the parse, the predicted span in seconds, the ground truth, the IoU.
+
+    `answer`/`iou` follow upstream's regex (the paper's numbers); `tolerant`/`tolerant_iou` add
+    the fallback rules of numpro.parsing.
+    """
 
     id: object
     answer: SpanAnswer
@@ -60,6 +64,13 @@ class MRQuery:
     pred_seconds: tuple[float, float] | None
     iou: float
     status: str | None = None
+    tolerant: SpanAnswer | None = None
+    tolerant_iou: float = 0.0
+
+    @property
+    def answered(self) -> bool:
+        """The model gave an answer (upstream's files carry no status: every record is an answer)."""
+        return self.status in (None, "ok")
 
 
 @dataclass
@@ -69,7 +80,8 @@ class MRReport:
 
     @property
     def unparsed(self) -> list[MRQuery]:
-        return [q for q in self.queries if not q.answer.ok]
+        """Answers upstream's regex does not parse (queries without an answer are not among them)."""
+        return [q for q in self.queries if q.answered and not q.answer.ok]
 
 
 def _number(record: dict, key: str, where: str) -> float:
@@ -79,43 +91,81 @@ def _number(record: dict, key: str, where: str) -> float:
     return float(value)
 
 
+def newest_per_id(records: Sequence[dict]) -> tuple[list[dict], int]:
+    """One record per id, the newest (last written) winning, in order of first appearance; and the
+    number of older records dropped. Records without an id are all kept."""
+    latest: dict[str, int] = {}
+    for index, record in enumerate(records):
+        if "id" in record:
+            latest[str(record["id"])] = index
+    kept, seen = [], set()
+    for index, record in enumerate(records):
+        if "id" not in record:
+            kept.append(record)
+            continue
+        key = str(record["id"])
+        if key not in seen:
+            seen.add(key)
+            kept.append(records[latest[key]])
+    return kept, len(records) - len(kept)
+
+
+def _score_one(record: dict, where: str, default_fps: float, swap_reversed: bool) -> MRQuery:
+    gt = (_number(record, "gt_start", where), _number(record, "gt_end", where))
+    fps = _number(record, "fps", where) if record.get("fps") is not None else float(default_fps)
+    if fps <= 0:
+        raise JsonInputError(f"{where}: fps must be positive, got {fps}")
+
+    def scored(strict: bool) -> tuple[SpanAnswer, tuple[float, float] | None, float]:
+        answer = parse_span(record.get("response"), swap_reversed=swap_reversed, strict=strict)
+        pred = span_to_seconds(answer.start, answer.end, fps) if answer.ok else None
+        return answer, pred, temporal_iou(pred, gt) if pred is not None else 0.0
+
+    answer, pred, iou = scored(strict=True)
+    tolerant, _, tolerant_iou = scored(strict=False)
+    return MRQuery(record.get("id"), answer, fps, gt, pred, iou, record.get("status"), tolerant, tolerant_iou)
+
+
 def score_mr_records(
     records: Iterable[dict],
     *,
     default_fps: float = UPSTREAM_FPS,
     swap_reversed: bool = False,
-    strict: bool = False,
+    strict: bool = True,
     source: str = "records",
 ) -> MRReport:
     """Score moment-retrieval records (ours or upstream's) against their own ground truth.
 
     Each record needs `response`, `gt_start`, `gt_end` (seconds). A record's own `fps` field
     says how its frames are numbered; records without one (upstream's files) use `default_fps`.
+    The top-level R@m/mIoU parse with upstream's regex, comparable to the paper; `tolerant`
+    holds the same with the fallback rules. A repeated id counts once: its newest record.
+    (`strict` is kept for callers of the old signature; the headline is always upstream's.)
     """
+    records, n_duplicates = newest_per_id(list(records))
     queries = []
     for index, record in enumerate(records, start=1):
         where = f"{source}: record {index}" + (f" (id {record['id']!r})" if "id" in record else "")
-        gt = (_number(record, "gt_start", where), _number(record, "gt_end", where))
-        fps = _number(record, "fps", where) if record.get("fps") is not None else float(default_fps)
-        if fps <= 0:
-            raise JsonInputError(f"{where}: fps must be positive, got {fps}")
-        answer = parse_span(record.get("response"), swap_reversed=swap_reversed, strict=strict)
-        pred = span_to_seconds(answer.start, answer.end, fps) if answer.ok else None
-        iou = temporal_iou(pred, gt) if pred is not None else 0.0
-        queries.append(MRQuery(record.get("id", index), answer, fps, gt, pred, iou, record.get("status")))
+        queries.append(_score_one(record, where, default_fps, swap_reversed))
 
+    answered = [q for q in queries if q.answered]
     metrics = summarize_ious([q.iou for q in queries])
-    metrics["n_parsed"] = sum(q.answer.ok for q in queries)
-    metrics["n_unparsed"] = metrics["n"] - metrics["n_parsed"]
-    metrics["n_reversed"] = sum(q.answer.reversed for q in queries)
-    metrics["n_fallback"] = sum(q.answer.ok and q.answer.rule != "upstream" for q in queries)
-    ids = Counter(str(q.id) for q in queries)
-    metrics["n_duplicate_ids"] = sum(count - 1 for count in ids.values())
+    metrics["n_answered"] = len(answered)
+    metrics["n_parsed"] = sum(q.answer.ok for q in answered)
+    metrics["n_unparsed"] = len(answered) - metrics["n_parsed"]
+    metrics["n_empty_answers"] = sum(not q.answer.raw.strip() for q in answered)
+    metrics["n_reversed"] = sum(q.answer.reversed for q in answered)
+    tolerant = summarize_ious([q.tolerant_iou for q in queries])
+    del tolerant["n"]
+    tolerant["n_parsed"] = sum(q.tolerant.ok for q in answered)
+    tolerant["n_fallback"] = sum(q.tolerant.ok and not q.answer.ok for q in answered)
+    metrics["tolerant"] = tolerant
+    metrics["n_duplicate_ids"] = n_duplicates
     statuses = Counter(q.status for q in queries if q.status is not None)
     if statuses:
         metrics["status"] = dict(sorted(statuses.items()))
+    metrics["parser"] = "upstream regex (SPEC 4); tolerant: + fallback rules"
     metrics["swap_reversed"] = swap_reversed
-    metrics["strict"] = strict
     return MRReport(metrics, queries)
 
 
@@ -124,12 +174,10 @@ def evaluate_mr_file(
     *,
     default_fps: float = UPSTREAM_FPS,
     swap_reversed: bool = False,
-    strict: bool = False,
+    strict: bool = True,
 ) -> MRReport:
     """Score a prediction file: our JSON Lines records or upstream's JSON list."""
     records = read_records(path)
     if not records:
         raise JsonInputError(f"{path}: no records")
-    return score_mr_records(
-        records, default_fps=default_fps, swap_reversed=swap_reversed, strict=strict, source=str(path)
-    )
+    return score_mr_records(records, default_fps=default_fps, swap_reversed=swap_reversed, source=str(path))

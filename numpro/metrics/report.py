@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Iterable
 
-from numpro.jsonio import write_json
+from numpro.jsonio import JsonInputError, read_json, write_json
 from numpro.metrics.hd import HDReport
 from numpro.metrics.mr import MRReport
 
@@ -48,23 +48,47 @@ def shorten(text: str, limit: int = 100) -> str:
 
 def mr_summary(report: MRReport, title: str, show_unparsed: int = 3) -> str:
     m = report.metrics
-    lines = [f"Moment retrieval: {title}", format_table(m, MR_KEYS)]
+    lines = [f"Moment retrieval: {title}", "  upstream's parser (the paper's numbers):", format_table(m, MR_KEYS)]
+    tolerant = m.get("tolerant")
+    if tolerant:
+        lines.append("  tolerant parser (+ fallback rules; not comparable to the paper): "
+                     + " / ".join(f"{key} {tolerant[key]:.2f}" for key in MR_KEYS)
+                     + f" (parsed {tolerant['n_parsed']}, {tolerant['n_fallback']} only by a fallback)")
     swapped = " (swapped)" if m.get("swap_reversed") else ""
+    no_answer = m["n"] - m["n_answered"]
     lines.append(
-        f"  queries {m['n']}: parsed {m['n_parsed']}, failed to parse {m['n_unparsed']} (scored IoU 0), "
-        f"reversed {m['n_reversed']}{swapped}, parsed only by a fallback rule {m['n_fallback']}"
+        f"  queries {m['n']}: answered {m['n_answered']}, parsed {m['n_parsed']}, failed to parse {m['n_unparsed']} "
+        f"(scored IoU 0), reversed {m['n_reversed']}{swapped}"
+        + (f", empty answers {m['n_empty_answers']}" if m.get("n_empty_answers") else "")
     )
-    if m.get("status"):
-        lines.append("  status: " + ", ".join(f"{k} {v}" for k, v in m["status"].items()))
+    failures = {k: v for k, v in m.get("status", {}).items() if k != "ok"}
+    if no_answer:
+        kinds = ", ".join(f"{kind} {count}" for kind, count in failures.items())
+        lines.append(f"  no answer (scored IoU 0): {no_answer} ({kinds})")
     if m["n_duplicate_ids"]:
-        lines.append(f"  warning: {m['n_duplicate_ids']} records repeat an id already seen (each is scored)")
+        lines.append(f"  warning: {m['n_duplicate_ids']} older records repeat an id; only the newest of each counts")
     for query in report.unparsed[:show_unparsed]:
         lines.append(f"  unparsed id {query.id}: {shorten(query.answer.raw) or '(empty answer)'}")
     return "\n".join(lines)
 
 
+def run_fields(pred_path: str | os.PathLike) -> dict:
+    """The run record beside a predictions file, so a metrics file says what produced it."""
+    from numpro.evaluation import run_record
+
+    path = run_record.record_path(pred_path)
+    if not path.is_file():
+        return {}
+    try:
+        record = read_json(path)
+    except JsonInputError:
+        return {}
+    return {"run": run_record.summary_fields(record), "run_record": path.name}
+
+
 def mr_payload(report: MRReport, pred_path: str | os.PathLike) -> dict:
-    return dict(report.metrics, pred_file=str(pred_path), unparsed_ids=[q.id for q in report.unparsed])
+    return dict(report.metrics, pred_file=str(pred_path), unparsed_ids=[q.id for q in report.unparsed],
+                **run_fields(pred_path))
 
 
 def hd_summary(report: HDReport, title: str, show_unparsed: int = 3) -> str:
@@ -80,8 +104,9 @@ def hd_summary(report: HDReport, title: str, show_unparsed: int = 3) -> str:
         lines.append(
             f"  answers {m['n_answers']}: parsed {m['n_parsed']}, failed to parse {m['n_unparsed']} (all-zero saliency)"
         )
-    if m.get("status"):
-        lines.append("  status: " + ", ".join(f"{k} {v}" for k, v in m["status"].items()))
+    failures = {k: v for k, v in m.get("status", {}).items() if k != "ok"}
+    if failures:
+        lines.append("  no answer (all-zero saliency): " + ", ".join(f"{k} {v}" for k, v in failures.items()))
     if m["n_duplicate_qids"]:
         lines.append(f"  warning: {m['n_duplicate_qids']} records repeat a qid (the last one is used)")
     for qid, raw in report.unparsed[:show_unparsed]:
@@ -96,6 +121,7 @@ def hd_payload(report: HDReport, pred_path: str | os.PathLike, gt_path: str | os
         gt_file=str(gt_path),
         unparsed_qids=[qid for qid, _ in report.unparsed],
         missing_qids=report.missing,
+        **run_fields(pred_path),
     )
 
 

@@ -27,6 +27,24 @@ class PreparedBatch:
     prompts: list[str] = field(default_factory=list)  # the exact text each request renders to
 
 
+@dataclass
+class Answer:
+    """One request's outcome when a family needs more than the text (e.g. the API backend).
+
+    `generate` may return plain strings or Answers. A status other than "ok" goes into the
+    record with `error`; `extra` fields (such as token usage) are merged into the record.
+    """
+
+    text: str | None
+    status: str = "ok"
+    error: str | None = None
+    extra: dict = field(default_factory=dict)
+
+
+class ModelError(ValueError):
+    """A model or adapter path that cannot be what the script needs; the message names it."""
+
+
 class Preprocessor(ABC):
     """Numbered frames + user text -> model inputs. Picklable; no weights."""
 
@@ -37,7 +55,6 @@ class Preprocessor(ABC):
 
 class VideoLanguageModel(ABC):
     family: str = ""
-    hd_prompt_style: str = "qwen2_vl"  # which upstream highlight prompt this family's script uses
 
     preprocessor: Preprocessor
 
@@ -64,16 +81,67 @@ FAMILIES = {
 }
 
 
-def detect_family(model_path: str | Path) -> str:
-    """The family module for a checkpoint: from its config.json, or the hub's config for an id."""
-    model_type = read_model_type(model_path)
-    if not model_type and not Path(model_path).exists():
+# family -> which upstream highlight prompt its script uses (prompts.HD_PROMPTS)
+HD_PROMPT_STYLES = {"longva": "numpro_ft"}
+
+
+def hd_prompt_style(family: str) -> str:
+    return HD_PROMPT_STYLES.get(family, "qwen2_vl")
+
+
+def _looks_like_hub_id(model_path: str | Path) -> bool:
+    """'org/name' whose first part is not a folder here (a mistyped local path is not a hub id)."""
+    parts = str(model_path).split("/")
+    return len(parts) == 2 and all(parts) and not parts[0].startswith(".") and not Path(parts[0]).is_dir()
+
+
+def detect_family(model_path: str | Path, hub: bool = True) -> str:
+    """The family module for a checkpoint: from its config.json, or (`hub`) the hub's config for an id."""
+    path = Path(model_path)
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise ModelError(f"{path}: not a model folder (no config.json)")
+        model_type = read_model_type(path)
+    elif path.exists():
+        raise ModelError(f"{path}: is a file; expected a model folder or a hub id")
+    elif not hub or not _looks_like_hub_id(model_path):
+        raise ModelError(f"{model_path}: no such model folder")
+    else:
         from transformers import AutoConfig
 
-        model_type = AutoConfig.from_pretrained(model_path).model_type
+        try:
+            model_type = AutoConfig.from_pretrained(str(model_path)).model_type
+        except Exception as err:  # offline, unknown repository, no access: one line, not a traceback
+            reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise ModelError(f"{model_path}: no such folder, and loading it as a hub id failed: {reason}") from None
     if model_type not in FAMILIES:
-        raise ValueError(f"{model_path}: unsupported model_type {model_type!r}; supported: {', '.join(FAMILIES)}")
+        raise ModelError(f"{model_path}: unsupported model_type {model_type!r}; supported: {', '.join(FAMILIES)}")
     return FAMILIES[model_type]
+
+
+_TOKENIZER_FILES = ("tokenizer_config.json", "tokenizer.json", "vocab.json")
+
+
+def check_checkpoint(model_path: str | Path, family: str, *, lora_path: str | Path | None = None,
+                     processor_path: str | Path | None = None, random_init: bool = False) -> None:
+    """Fail early, with one line naming the path, on what would otherwise be a traceback mid-load."""
+    folder = Path(processor_path or model_path)
+    if processor_path is not None and not folder.is_dir():
+        raise ModelError(f"{folder}: no such tokenizer/processor folder")
+    checked = folder.is_dir() and (processor_path is not None or not random_init)
+    if checked and not any((folder / name).is_file() for name in _TOKENIZER_FILES):
+        raise ModelError(f"{folder}: no tokenizer files ({', '.join(_TOKENIZER_FILES)}); "
+                         "pass --processor_path with the model's tokenizer/processor folder")
+    processor_files = ("preprocessor_config.json", "processor_config.json")
+    if family != "longva" and checked and not any((folder / name).is_file() for name in processor_files):
+        raise ModelError(f"{folder}: no {' or '.join(processor_files)} (the image/video processor); "
+                         "pass --processor_path with the model's processor folder")
+    if lora_path is not None:
+        lora = Path(lora_path)
+        if not lora.is_dir():
+            raise ModelError(f"{lora}: no such adapter folder")
+        if not (lora / "adapter_config.json").is_file():
+            raise ModelError(f"{lora}: not an adapter folder (no adapter_config.json)")
 
 
 def load_model(model_path: str | Path, family: str | None = None, **kwargs) -> VideoLanguageModel:

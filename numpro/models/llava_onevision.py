@@ -51,7 +51,6 @@ class LlavaOnevisionPreprocessor(Preprocessor):
 
 class LlavaOnevisionModel(VideoLanguageModel):
     family = "llava_onevision"
-    hd_prompt_style = "qwen2_vl"  # the paper ran its training-free prompt on every family
 
     def __init__(self, model, processor):
         self.model = model

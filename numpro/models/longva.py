@@ -7,8 +7,9 @@ What matches upstream (LongVA + NumPro's eval/numpro_ft_*.py), SPEC 5:
   longva_arch.py); truncation to config.tokenizer_model_max_length; 1-D positions;
 - pooling forced to stride 2 / average, as upstream's eval overrides the config;
 - greedy decoding with the checkpoint's generation_config.json on top (repetition_penalty
-  1.05), counted over the generated tokens only, as upstream's inputs_embeds call does;
-  stop at <|im_end|>; answers stripped;
+  1.05) over the generated tokens plus one leading bos (`<|endoftext|>`) per request: upstream's
+  generate(inputs_embeds=...) on transformers 4.37.2 starts input_ids as [bos], so the penalty
+  counts that token too; stop at <|im_end|>; answers stripped;
 - NumPro-FT: the released adapter folder (projector + LoRA incl. CLIP q/k/v) merged
   (longva_lora.py); fp16 on GPU by default, the dtype upstream evaluated in; sdpa attention.
 Batches are left padded after splicing (upstream ran one request at a time).
@@ -16,6 +17,7 @@ Batches are left padded after splicing (upstream ran one request at a time).
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 from ..timeline import DEFAULT_MAX_FRAMES
@@ -23,7 +25,9 @@ from .base import PreparedBatch, VideoLanguageModel
 from .longva_inputs import STOP_STRING, LongVAPreprocessor
 from .longva_tiny import build_tiny  # noqa: F401  (public API)
 
-__all__ = ["LongVAModel", "LongVAPreprocessor", "build_tiny", "load"]
+__all__ = ["LongVAModel", "LongVAPreprocessor", "build_tiny", "leading_bos_repetition_penalty", "load"]
+
+ENDOFTEXT = "<|endoftext|>"
 
 # eval/numpro_ft_*.py pass overwrite_config={"mm_spatial_pool_stride": 2, "mm_spatial_pool_mode": "average"}
 EVAL_POOLING = {"mm_spatial_pool_stride": 2, "mm_spatial_pool_mode": "average"}
@@ -31,7 +35,6 @@ EVAL_POOLING = {"mm_spatial_pool_stride": 2, "mm_spatial_pool_mode": "average"}
 
 class LongVAModel(VideoLanguageModel):
     family = "longva"
-    hd_prompt_style = "numpro_ft"
 
     def __init__(self, network, preprocessor: LongVAPreprocessor):
         self.network = network
@@ -53,18 +56,35 @@ class LongVAModel(VideoLanguageModel):
         im_end = self.tokenizer.convert_tokens_to_ids(STOP_STRING)
         return ids + [im_end] if im_end not in ids else ids
 
-    def decoding(self, max_new_tokens: int) -> dict:
-        """generate() arguments: greedy, with the checkpoint's repetition penalty over new tokens.
+    def bos_token_id(self) -> int:
+        """The id upstream's generate(inputs_embeds=...) put first in input_ids (transformers 4.37.2).
 
-        The penalty is passed as our own processor: transformers would skip the first
-        `left padding` generated tokens of padded rows when the prompt is given as embeddings.
+        4.37.2 takes generation_config.bos_token_id (and raises when it is None); we fall back to
+        the tokenizer's `<|endoftext|>`, the bos every Qwen2 / LongVA generation config names.
         """
-        from transformers import LogitsProcessorList, RepetitionPenaltyLogitsProcessor
+        bos = self.network.generation_config.bos_token_id
+        if isinstance(bos, (list, tuple)):
+            bos = bos[0] if bos else None
+        if bos is None:
+            bos = self.tokenizer.get_vocab().get(ENDOFTEXT)
+            if bos is None:
+                raise ValueError(f"generation_config has no bos_token_id and the tokenizer has no {ENDOFTEXT}")
+        return int(bos)
+
+    def decoding(self, max_new_tokens: int) -> dict:
+        """generate() arguments: greedy, with the checkpoint's repetition penalty as upstream applied it.
+
+        The penalty's token history is each row's generated tokens plus one leading bos, as in
+        upstream's call (see `leading_bos_repetition_penalty`). It is passed as our own processor:
+        transformers' built-in one would skip the first `left padding` generated tokens of padded
+        rows when the prompt is given as embeddings.
+        """
+        from transformers import LogitsProcessorList
 
         config = self.network.generation_config
         processors = LogitsProcessorList()
         if config.repetition_penalty not in (None, 1.0):
-            processors.append(RepetitionPenaltyLogitsProcessor(config.repetition_penalty))
+            processors.append(leading_bos_repetition_penalty(float(config.repetition_penalty), self.bos_token_id()))
         pad = config.pad_token_id if config.pad_token_id is not None else self.preprocessor.pad_id
         return dict(
             max_new_tokens=max_new_tokens, do_sample=False, num_beams=1, temperature=None, top_p=None,
@@ -89,6 +109,35 @@ class LongVAModel(VideoLanguageModel):
             out = self.network.generate(inputs_embeds=embeds, attention_mask=mask, **self.decoding(max_new_tokens))
         texts = self.tokenizer.batch_decode(out, skip_special_tokens=True, clean_up_tokenization_spaces=False)
         return [text.strip() for text in texts]
+
+
+@functools.cache
+def _leading_bos_class():
+    from transformers import RepetitionPenaltyLogitsProcessor
+
+    class LeadingBosRepetitionPenalty(RepetitionPenaltyLogitsProcessor):
+        """transformers' repetition penalty over [bos] + the tokens generated so far, per row."""
+
+        def __init__(self, penalty: float, bos_token_id: int):
+            super().__init__(penalty)
+            self.bos_token_id = int(bos_token_id)
+
+        def __call__(self, input_ids, scores):
+            import torch
+
+            bos = torch.full((input_ids.shape[0], 1), self.bos_token_id, dtype=torch.long, device=input_ids.device)
+            return super().__call__(torch.cat([bos, input_ids.to(torch.long)], dim=1), scores)
+
+    return LeadingBosRepetitionPenalty
+
+
+def leading_bos_repetition_penalty(penalty: float, bos_token_id: int):
+    """The repetition penalty of upstream's LongVA eval: generate(inputs_embeds=...) on transformers
+    4.37.2 starts each row's input_ids as [bos] and appends the generated tokens, and its
+    RepetitionPenaltyLogitsProcessor penalises every id in input_ids once (a positive logit is
+    divided by the penalty, a negative one multiplied). Newer transformers start from no ids, so
+    the bos (`<|endoftext|>`, also a stop id) escapes the penalty there; this puts it back."""
+    return _leading_bos_class()(penalty, bos_token_id)
 
 
 def load_tokenizer(model_path: str | Path, raw_config: dict, tokenizer_path: str | Path | None = None):

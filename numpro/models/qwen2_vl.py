@@ -1,14 +1,23 @@
 """Qwen2-VL and Qwen2.5-VL (training-free NumPro) through transformers' own classes.
 
-Numbered frames are handed over in memory: qwen-vl-utils' frame-list path applies the same
-per-frame pixel bounds upstream used (128*28*28 .. 768*28*28), then the checkpoint's processor
-builds the batch (left padding). Multimodal RoPE uses the original rule of the transformers
-4.4x code the paper ran: text after a video continues at max(vision positions) + 1 (SPEC 5).
+Numbered frames are handed over in memory, then the checkpoint's processor builds the batch
+(left padding). Which frames, and at what size, follows one of two rules (`frame_rule`):
+- "upstream" (default): what the paper's runs fed the model. Upstream wrote the K numbered frames
+  to a file and qwen-vl-utils 0.0.8 read it back at the file's own rate: an even count
+  n = round_to_even(min(max(K, 4), floor_to_even(min(768, K)))) picked by
+  linspace(0, K-1, n).round() (odd K loses one middle frame), each frame bounded by
+  max(min(768*28*28, 24576*28*28*2/n), int(1.05*128*28*28)) pixels (smaller frames from n = 342).
+  `select_frames` applies it; the preprocessor then feeds those frames as they are.
+- "plain": all K frames through qwen-vl-utils' frame-list path (per-frame bounds
+  128*28*28 .. 768*28*28; an odd count padded by repeating the last frame).
+Multimodal RoPE uses the original rule of the transformers 4.4x code the paper ran: text after a
+video continues at max(vision positions) + 1 (SPEC 5).
 """
 
 from __future__ import annotations
 
 import itertools
+import math
 import types
 from pathlib import Path
 from typing import Sequence
@@ -21,6 +30,93 @@ from .hf import default_attention, greedy_generate, pretrained, resolve_dtype
 # qwen-vl-utils' video bounds (SPEC 5); frames are resized by its smart_resize rule.
 MIN_PIXELS = 128 * 28 * 28
 MAX_PIXELS = 768 * 28 * 28
+
+FRAME_RULES = ("upstream", "plain")
+# qwen-vl-utils 0.0.8's video constants (the paper-era stack)
+SIZE_FACTOR = 28  # patch 14 x spatial merge 2
+FRAME_FACTOR = 2  # temporal patch
+MIN_FRAMES = 4
+MAX_FRAMES = 768
+TOTAL_PIXELS = 24576 * 28 * 28
+MAX_ASPECT_RATIO = 200
+
+
+def _round_to(number: float, factor: int) -> int:
+    return round(number / factor) * factor  # Python's round: half to even
+
+
+def _floor_to(number: float, factor: int) -> int:
+    return math.floor(number / factor) * factor
+
+
+def _ceil_to(number: float, factor: int) -> int:
+    return math.ceil(number / factor) * factor
+
+
+def upstream_frame_count(total: int) -> int:
+    """How many of `total` numbered frames qwen-vl-utils 0.0.8 kept when it read the file back
+    at the file's own rate (so total / rate * fps = total): an even count, at most 768.
+
+    0.0.8 refuses a one-frame file (it asks for 2 <= n <= total); we keep that frame (the
+    processor then repeats it to fill the temporal patch), so a run does not stop there.
+    """
+    if total < FRAME_FACTOR:
+        return total
+    low = _ceil_to(MIN_FRAMES, FRAME_FACTOR)
+    high = _floor_to(min(MAX_FRAMES, total), FRAME_FACTOR)
+    return _round_to(min(max(total, low), high), FRAME_FACTOR)
+
+
+def upstream_frame_indices(total: int) -> list[int]:
+    """The frames 0.0.8 kept: linspace(0, total - 1, n) in float32, rounded half to even."""
+    import torch
+
+    count = upstream_frame_count(total)
+    if count == total:
+        return list(range(total))
+    return torch.linspace(0, total - 1, count, dtype=torch.float32).round().long().tolist()
+
+
+def upstream_max_pixels(count: int) -> float:
+    """0.0.8's per-frame pixel cap for a video of `count` frames (no explicit max_pixels given)."""
+    return max(min(MAX_PIXELS, TOTAL_PIXELS / count * FRAME_FACTOR), int(MIN_PIXELS * 1.05))
+
+
+def smart_resize(height: int, width: int, min_pixels: float, max_pixels: float,
+                 factor: int = SIZE_FACTOR) -> tuple[int, int]:
+    """qwen-vl-utils' size rule: sides multiples of `factor`, aspect ratio kept as well as it can;
+    scaled down (floor) when over max_pixels, else up (ceil) when under min_pixels."""
+    if max(height, width) / min(height, width) > MAX_ASPECT_RATIO:
+        raise ValueError(f"frame of {width}x{height}: aspect ratio over {MAX_ASPECT_RATIO}")
+    new_h = max(factor, _round_to(height, factor))
+    new_w = max(factor, _round_to(width, factor))
+    if new_h * new_w > max_pixels:
+        scale = math.sqrt(height * width / max_pixels)
+        new_h, new_w = _floor_to(height / scale, factor), _floor_to(width / scale, factor)
+    elif new_h * new_w < min_pixels:
+        scale = math.sqrt(min_pixels / (height * width))
+        new_h, new_w = _ceil_to(height * scale, factor), _ceil_to(width * scale, factor)
+    return new_h, new_w
+
+
+def upstream_frame_size(height: int, width: int, count: int) -> tuple[int, int]:
+    """(height, width) 0.0.8 gave each frame of a `count`-frame video: 336x336 stays up to
+    341 frames and becomes 308x308 from 342 on."""
+    return smart_resize(height, width, MIN_PIXELS, upstream_max_pixels(count))
+
+
+def resize_frames(frames: np.ndarray, height: int, width: int) -> np.ndarray:
+    """(T, H, W, 3) uint8 -> (T, height, width, 3) uint8 as 0.0.8 resized decoded video frames:
+    torchvision's bicubic resize with antialiasing on the uint8 frames (unchanged at equal size)."""
+    if frames.shape[1:3] == (height, width):
+        return frames
+    import torch
+    from torchvision.transforms import InterpolationMode
+    from torchvision.transforms import functional as F
+
+    video = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2)
+    video = F.resize(video, [height, width], interpolation=InterpolationMode.BICUBIC, antialias=True)
+    return np.ascontiguousarray(video.permute(0, 2, 3, 1).numpy())
 
 # Qwen2-VL-Instruct's chat template (chat_template.json of the checkpoint).
 CHAT_TEMPLATE = (
@@ -48,12 +144,40 @@ def _model_class(model_type: str):
 
 
 class Qwen2VLPreprocessor(Preprocessor):
-    def __init__(self, processor, min_pixels: int = MIN_PIXELS, max_pixels: int = MAX_PIXELS):
+    """Numbered frames + texts -> the processor's batch.
+
+    With frame_rule="upstream" call `select_frames` first (the runner does): it picks and sizes
+    the frames; `__call__` then feeds what it is given as it is, count and pixels. With "plain"
+    `select_frames` changes nothing and `__call__` applies qwen-vl-utils' frame-list path.
+    """
+
+    def __init__(self, processor, min_pixels: int = MIN_PIXELS, max_pixels: int = MAX_PIXELS,
+                 frame_rule: str = "upstream"):
+        if frame_rule not in FRAME_RULES:
+            raise ValueError(f"frame_rule must be one of {', '.join(FRAME_RULES)}, not {frame_rule!r}")
         self.processor = processor
         self.processor.tokenizer.padding_side = "left"
         self.min_pixels = min_pixels
         self.max_pixels = max_pixels
+        self.frame_rule = frame_rule
 
+    def select_frames(self, pixels: np.ndarray, numbers: list[int]) -> tuple[np.ndarray, list[int]]:
+        """Exactly the frames (and their stamped numbers) the model gets, already at their final size.
+
+        "upstream": qwen-vl-utils 0.0.8's count rule and pixel budget (module docstring); the
+        frames come back with sides multiples of 28, which `__call__` does not change.
+        "plain": all frames, unchanged.
+        """
+        numbers = list(numbers)
+        if len(pixels) != len(numbers):
+            raise ValueError(f"{len(pixels)} frames but {len(numbers)} numbers")
+        if self.frame_rule == "plain" or len(pixels) == 0:
+            return pixels, numbers
+        keep = upstream_frame_indices(len(pixels))
+        if len(keep) != len(pixels):
+            pixels, numbers = pixels[keep], [numbers[i] for i in keep]
+        height, width = upstream_frame_size(pixels.shape[1], pixels.shape[2], len(pixels))
+        return resize_frames(pixels, height, width), numbers
     def messages(self, text: str) -> list[dict]:
         return [{"role": "user", "content": [{"type": "video"}, {"type": "text", "text": text}]}]
 
@@ -62,7 +186,19 @@ class Qwen2VLPreprocessor(Preprocessor):
         return self.processor.apply_chat_template(self.messages(text), tokenize=False, add_generation_prompt=True)
 
     def frames_tensor(self, frames: np.ndarray, fps: float):
-        """qwen-vl-utils' treatment of a frame list: size bounds, even frame count, float tensor."""
+        """(T, 3, H, W) float tensor of one video.
+
+        "upstream": the frames as given (`select_frames` has sized them); only frames whose sides
+        are not multiples of 28 get 0.0.8's size rule for their count. "plain": qwen-vl-utils'
+        treatment of a frame list: size bounds, even frame count.
+        """
+        if self.frame_rule == "upstream":
+            import torch
+
+            height, width = frames.shape[1:3]
+            if height % SIZE_FACTOR or width % SIZE_FACTOR:
+                frames = resize_frames(frames, *upstream_frame_size(height, width, len(frames)))
+            return torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float()
         from PIL import Image
         from qwen_vl_utils import fetch_video
 
@@ -84,7 +220,7 @@ class Qwen2VLPreprocessor(Preprocessor):
         inputs = self.processor(
             text=prompts, videos=tensors, video_metadata=metadata, padding=True, return_tensors="pt",
             do_resize=False, do_sample_frames=False,
-            cap_pixels_per_frame=False,  # qwen-vl-utils already bounded each frame above
+            cap_pixels_per_frame=False,  # each frame's size is final here (either rule)
         )
         return PreparedBatch(dict(inputs), prompts)
 
@@ -146,11 +282,10 @@ def use_original_rope(model) -> None:
 
 class Qwen2VLModel(VideoLanguageModel):
     family = "qwen2_vl"
-    hd_prompt_style = "qwen2_vl"
 
-    def __init__(self, model, processor):
+    def __init__(self, model, processor, frame_rule: str = "upstream"):
         self.model = model
-        self.preprocessor = Qwen2VLPreprocessor(processor)
+        self.preprocessor = Qwen2VLPreprocessor(processor, frame_rule=frame_rule)
         self.tokenizer = processor.tokenizer
 
     @property
@@ -169,12 +304,15 @@ def load(
     attn_implementation: str | None = None,
     device_map: str | None = None,
     processor_path: str | Path | None = None,
+    frame_rule: str = "upstream",
 ) -> Qwen2VLModel:
     """Load a Qwen2-VL / Qwen2.5-VL checkpoint (folder or hub id).
 
     `random_init` builds the model from `model_path`'s config.json without weights (GPU
     throughput measurements); its processor then comes from `processor_path`.
     `device_map="auto"` spreads a model larger than one GPU over all visible GPUs.
+    `frame_rule`: "upstream" (qwen-vl-utils 0.0.8's frame count and size, the paper's runs) or
+    "plain" (all frames); see `Qwen2VLPreprocessor`.
     """
     import torch
     import transformers
@@ -202,7 +340,7 @@ def load(
         processor = transformers.AutoProcessor.from_pretrained(model_path)
     model.eval()
     use_original_rope(model)
-    return Qwen2VLModel(model, processor)
+    return Qwen2VLModel(model, processor, frame_rule)
 
 
 def build_tiny(output_dir: str | Path, seed: int = 0, variant: str = "qwen2_vl") -> Path:
