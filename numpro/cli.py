@@ -21,6 +21,8 @@ GROUPS: dict[str, tuple[str, str]] = {
     "train": ("numpro.training.cli", "NumPro-FT training (LoRA on LongVA) in this process; several GPUs: scripts/train.sh"),
     "tiny": ("numpro.models.tiny", "write a tiny random model in a real checkpoint's layout (tests, demo, benchmarks)"),
     "design-study": ("numpro.design_study", "CLIP study of number styles: Number vs Caption Accuracy per font size, colour, position (Fig. 5)"),
+    "results": ("numpro.results", "the README's paper-vs-ours table from metrics files and their run records"),
+    "sweep": ("numpro.sweep", "run an eval script over a grid of number styles and tabulate them beside the paper (Tab. 3)"),
 }
 
 
