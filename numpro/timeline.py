@@ -109,6 +109,32 @@ def cap_frames(num_frames: int, max_frames: int | None = DEFAULT_MAX_FRAMES) -> 
     return np.linspace(0, num_frames - 1, max_frames).astype(np.int64)
 
 
+NUMBER_SAMPLINGS = ("uniform", "random")
+
+
+def numbered_positions(num_frames: int, fraction: float = 1.0, sampling: str = "uniform", seed: int = 0,
+                       key: str = "") -> np.ndarray:
+    """Positions (into the K sampled frames) that carry their number when only `fraction` do (Fig. 7).
+
+    round(fraction * K) frames, at least one: "uniform" spreads them evenly (linspace rounded, first
+    and last included); "random" draws them with a generator seeded by `seed` and `key` (the video),
+    so the choice does not depend on the order videos are processed in.
+    """
+    if not 0 < fraction <= 1:
+        raise ValueError(f"the numbered fraction must be in (0, 1], got {fraction}")
+    if sampling not in NUMBER_SAMPLINGS:
+        raise ValueError(f"unknown number sampling {sampling!r}; choose one of {', '.join(NUMBER_SAMPLINGS)}")
+    if num_frames == 0 or fraction == 1:
+        return np.arange(num_frames, dtype=np.int64)
+    count = min(num_frames, max(1, round(fraction * num_frames)))
+    if sampling == "uniform":
+        return np.unique(np.round(np.linspace(0, num_frames - 1, count)).astype(np.int64))
+    import zlib
+
+    rng = np.random.default_rng([seed, zlib.crc32(key.encode("utf-8"))])
+    return np.sort(rng.choice(num_frames, size=count, replace=False)).astype(np.int64)
+
+
 def frame_to_seconds(number: float, fps: float) -> float:
     """Time in seconds of the sampled frame carrying `number`."""
     return float(number) / fps

@@ -116,6 +116,11 @@ def _add_protocol_arguments(parser: argparse.ArgumentParser, spec: ScriptSpec) -
     protocol.add_argument("--color", default="red")
     protocol.add_argument("--font", default=None, help="TrueType font (default: DejaVu Sans Bold from matplotlib)")
     protocol.add_argument("--max_new_tokens", type=positive_int, default=spec.max_new_tokens)
+    protocol.add_argument("--number_fraction", type=_fraction, default=1.0,
+                          help="number only this fraction of the sampled frames (paper Fig. 7); the rest stay plain")
+    protocol.add_argument("--number_sampling", default="uniform", choices=("uniform", "random"),
+                          help="which frames carry numbers under --number_fraction: evenly spaced, or a seeded choice")
+    protocol.add_argument("--number_seed", type=int, default=0, help="seed of --number_sampling random")
     protocol.add_argument("--video_io", default="exact", choices=("exact", "upstream"),
                           help="exact: the stamped frames go to the model as they are; upstream: first written "
                                "with OpenCV's mp4v and decoded again, as upstream's scripts did (lossy)")
@@ -123,6 +128,13 @@ def _add_protocol_arguments(parser: argparse.ArgumentParser, spec: ScriptSpec) -
         protocol.add_argument("--frame_rule", default="upstream", choices=("upstream", "plain"),
                               help="Qwen2-VL: upstream = the frames qwen-vl-utils 0.0.8 fed the paper's runs (an even "
                                    "count: odd K drops one middle frame; smaller frames from 342 on); plain = all K")
+
+
+def _fraction(text: str) -> float:
+    value = positive_float(text)
+    if value > 1:
+        raise argparse.ArgumentTypeError(f"must be in (0, 1], got {text}")
+    return value
 
 
 def _add_speed_arguments(parser: argparse.ArgumentParser, spec: ScriptSpec) -> None:
@@ -291,6 +303,10 @@ def build_run_record(spec: ScriptSpec, args, task, options: RunOptions, family: 
             "frame_selection": args.frame_rule if family == "qwen2_vl" else "all",
             "video_io": options.video_io,
             "numbers": options.numbers,
+            "number_fraction": options.number_fraction,
+            "number_sampling": options.number_sampling if options.number_fraction < 1 else None,
+            "number_seed": options.number_seed if options.number_sampling == "random" and options.number_fraction < 1
+            else None,
             "stamp": dict(options.style.as_dict(), font_sha256=run_record.sha256_file(font)) if options.numbers else None,
         },
         "prompt": {"template": task.prompt_template()},
@@ -347,6 +363,9 @@ def _main(spec: ScriptSpec, args) -> int:
         backend=args.backend,
         dump_frames=args.dump_frames,
         video_io=args.video_io,
+        number_fraction=args.number_fraction,
+        number_sampling=args.number_sampling,
+        number_seed=args.number_seed,
         overwrite=args.overwrite,
     )
     if family == "api" and args.dry_run is not None:

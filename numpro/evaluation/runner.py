@@ -18,7 +18,7 @@ from typing import Callable
 import numpy as np
 from tqdm import tqdm
 
-from .. import jsonio
+from .. import jsonio, timeline
 from ..metrics.report import default_out_path as metrics_path
 from ..stamp import Stamper, StampStyle
 from ..video import VIDEO_EXTENSIONS, VideoError, read_sampled
@@ -55,6 +55,9 @@ class RunOptions:
     dump_frames: Path | None = None
     progress: bool = True
     video_io: str = "exact"  # "upstream": the mp4v write-and-decode detour of upstream's scripts
+    number_fraction: float = 1.0  # only this fraction of the sampled frames carries its number (Fig. 7)
+    number_sampling: str = "uniform"
+    number_seed: int = 0
     overwrite: bool = False  # discard what the save path holds instead of resuming it
     usage_summary: Callable[[list[dict]], tuple[str, dict]] | None = None  # API runs: tokens and cost
 
@@ -114,6 +117,7 @@ class PreparedWork:
     statuses: list[str]
     errors: list[str | None]
     batch: object | None  # the model's PreparedBatch for the queries whose status is ok
+    extras: list[dict] = field(default_factory=list)  # per query: fields for its record
 
 
 class BatchDataset:
@@ -129,22 +133,27 @@ class BatchDataset:
     def __len__(self) -> int:
         return len(self.units)
 
-    def _frames(self, name: str) -> tuple[np.ndarray | None, str, str | None]:
+    def _frames(self, name: str) -> tuple[np.ndarray | None, str, str | None, dict]:
         options = self.options
         path = find_video(options.videos, name)
         if path is None:
-            return None, "missing_video", f"{options.videos / name} not found"
+            return None, "missing_video", f"{options.videos / name} not found", {}
         try:
             sampled = read_sampled(path, options.fps, options.size, options.backend, options.max_frames)
         except VideoError as err:
-            return None, "decode_error", str(err)
+            return None, "decode_error", str(err), {}
         if not sampled.frames:
-            return None, "empty_video", f"{path}: no frames to sample"
-        pixels, numbers = sampled.pixels, list(sampled.numbers)
+            return None, "empty_video", f"{path}: no frames to sample", {}
+        pixels, numbers, extra = sampled.pixels, list(sampled.numbers), {}
         if options.numbers:
             if self._stamper is None:
                 self._stamper = Stamper(options.style)
-            pixels = self._stamper.stamp_all(pixels, numbers, inplace=True)
+            positions = timeline.numbered_positions(len(numbers), options.number_fraction, options.number_sampling,
+                                                    options.number_seed, Path(name).stem)
+            for position in positions:
+                self._stamper.stamp(pixels[position], numbers[position], inplace=True)
+            if len(positions) < len(numbers):  # partial numbering: the record says which frames
+                extra["numbered_frames"] = [numbers[p] for p in positions]
         if options.video_io == "upstream":
             from ..upstream_io import mp4v_round_trip
 
@@ -153,25 +162,29 @@ class BatchDataset:
         if select is not None:  # a family that feeds a subset or resized frames (Qwen2-VL's upstream rule)
             pixels, numbers = select(pixels, numbers)
         if options.dump_frames is not None:  # exactly what the model gets
-            dump_frames(options.dump_frames / Path(name).stem, pixels, numbers)
-        return pixels, OK, None
+            folder = options.dump_frames / Path(name).stem
+            dump_frames(folder, pixels, numbers)
+            if "numbered_frames" in extra:
+                jsonio.write_json(folder / "numbered_frames.json", extra["numbered_frames"])
+        return pixels, OK, None, extra
 
     def __getitem__(self, index: int) -> list[PreparedWork]:
         cache: dict[str, tuple] = {}  # this unit's videos, each decoded once
         work = []
         for queries in self.units[index]:
-            statuses, errors, videos, texts = [], [], [], []
+            statuses, errors, videos, texts, extras = [], [], [], [], []
             for query in queries:
                 if query.video not in cache:
                     cache[query.video] = self._frames(query.video)
-                frames, status, error = cache[query.video]
+                frames, status, error, extra = cache[query.video]
                 statuses.append(status)
                 errors.append(error)
+                extras.append(extra)
                 if status == OK:
                     videos.append(frames)
                     texts.append(self.task.prompt(query))
             batch = self.preprocessor(videos, texts, self.options.fps) if videos else None
-            work.append(PreparedWork(queries, statuses, errors, batch))
+            work.append(PreparedWork(queries, statuses, errors, batch, extras))
         return work
 
 
@@ -406,15 +419,16 @@ def _answer(task, model, work: PreparedWork, options: RunOptions) -> list[dict]:
             failure = f"{type(err).__name__}: {err}"
             print(f"generation failed for {[q.key for q in work.queries]}: {failure}", file=sys.stderr)
     records, ready = [], iter(answers)
-    for query, status, error in zip(work.queries, work.statuses, work.errors):
-        response, extra = None, {}
+    for index, (query, status, error) in enumerate(zip(work.queries, work.statuses, work.errors)):
+        response, extra = None, dict(work.extras[index]) if work.extras else {}
         if status == OK:
             if failure is not None:
                 status, error = "model_error", failure
             else:
                 answer = next(ready)
                 if isinstance(answer, Answer):  # a family that reports more than text (the API backend)
-                    response, extra = answer.text, answer.extra
+                    response = answer.text
+                    extra.update(answer.extra)
                     if answer.status != OK:
                         status, error = answer.status, answer.error
                 else:
