@@ -100,26 +100,28 @@ def _load_font(path: str, size: int) -> ImageFont.FreeTypeFont:
 class _Glyph:
     y0: int
     x0: int
-    alpha: np.ndarray  # (h, w) uint16 coverage 0..255 of the number's pixels
+    alpha: np.ndarray  # (h, w) uint16 coverage 0..255 of the label's pixels
 
 
 class Stamper:
-    """Stamps numbers on RGB uint8 frames (H, W, 3) in one style; caches a mask per number."""
+    """Stamps labels on RGB uint8 frames (H, W, 3) in one style; caches a mask per label.
+
+    A label is a frame number (drawn as str(number)) or any text such as timeline.frame_label's
+    "12s"; the geometry is the same (SPEC 3)."""
 
     def __init__(self, style: StampStyle | None = None):
         self.style = style or StampStyle()
         self._font = _load_font(str(find_font(self.style.font_path)), self.style.font_size)
         self._ink = np.asarray(self.style.rgb, dtype=np.uint32)
-        self._glyphs: dict[tuple[int, int, int], _Glyph | None] = {}
+        self._glyphs: dict[tuple[str, int, int], _Glyph | None] = {}
 
-    def _glyph(self, number: int, width: int, height: int) -> _Glyph | None:
-        key = (number, width, height)
+    def _glyph(self, text: str, width: int, height: int) -> _Glyph | None:
+        key = (text, width, height)
         if key not in self._glyphs:
             # Draw with PIL on a blank single-channel canvas of the frame's size: its value at
             # each pixel is exactly the coverage PIL blends with, clipping included.
             canvas = Image.new("L", (width, height), 0)
             draw = ImageDraw.Draw(canvas)
-            text = str(number)
             draw.text(text_origin(draw, text, self._font, width, height, self.style.position),
                       text, font=self._font, fill=255)
             box = canvas.getbbox()
@@ -131,12 +133,12 @@ class Stamper:
                 self._glyphs[key] = _Glyph(y0, x0, alpha)
         return self._glyphs[key]
 
-    def stamp(self, frame: np.ndarray, number: int, inplace: bool = False) -> np.ndarray:
-        """The frame with `number` drawn on it (a copy unless `inplace`)."""
+    def stamp(self, frame: np.ndarray, number: int | str, inplace: bool = False) -> np.ndarray:
+        """The frame with `number` (or a text label) drawn on it (a copy unless `inplace`)."""
         if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
             raise ValueError(f"expected an RGB uint8 frame (H, W, 3), got {frame.dtype} {frame.shape}")
         out = frame if inplace else frame.copy()
-        glyph = self._glyph(int(number), frame.shape[1], frame.shape[0])
+        glyph = self._glyph(number if isinstance(number, str) else str(int(number)), frame.shape[1], frame.shape[0])
         if glyph is None:
             return out
         h, w = glyph.alpha.shape
@@ -147,8 +149,8 @@ class Stamper:
         region[...] = ((t + (t >> 8)) >> 8).astype(np.uint8)
         return out
 
-    def stamp_all(self, frames: np.ndarray | Sequence[np.ndarray], numbers: Iterable[int], inplace: bool = False):
-        """Stamp each frame with its number; returns an array like `frames`."""
+    def stamp_all(self, frames: np.ndarray | Sequence[np.ndarray], numbers: Iterable[int | str], inplace: bool = False):
+        """Stamp each frame with its number (or label); returns an array like `frames`."""
         numbers = list(numbers)
         if len(numbers) != len(frames):
             raise ValueError(f"{len(frames)} frames but {len(numbers)} numbers")

@@ -135,6 +135,21 @@ def numbered_positions(num_frames: int, fraction: float = 1.0, sampling: str = "
     return np.sort(rng.choice(num_frames, size=count, replace=False)).astype(np.int64)
 
 
+STAMP_TEXTS = ("number", "seconds")
+
+
+def frame_label(number: int, fps: float, stamp_text: str = "number") -> str:
+    """What is drawn on frame `number`: the number itself, or its time (paper Tab. 9) written as
+    whole seconds with an "s" ("12s") or with one decimal when not whole ("7.5s")."""
+    if stamp_text == "number":
+        return str(int(number))
+    if stamp_text != "seconds":
+        raise ValueError(f"unknown stamp text {stamp_text!r}; choose one of {', '.join(STAMP_TEXTS)}")
+    seconds = frame_to_seconds(number, fps)
+    whole = round(seconds)
+    return f"{whole}s" if abs(seconds - whole) < _EPS else f"{seconds:.1f}s"
+
+
 def frame_to_seconds(number: float, fps: float) -> float:
     """Time in seconds of the sampled frame carrying `number`."""
     return float(number) / fps

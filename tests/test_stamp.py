@@ -115,3 +115,12 @@ def test_missing_default_font_says_how_to_fix(monkeypatch):
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
     with pytest.raises(FontNotFoundError, match="pip install matplotlib"):
         find_font()
+
+
+@pytest.mark.parametrize("position", POSITIONS)
+def test_time_labels_use_the_same_geometry(position):
+    # --stamp_text seconds (paper Tab. 9): "12s" drawn exactly as upstream would draw the text
+    frame = synthetic.index_pattern(7, 336, 336)
+    for label in ("12s", "7.5s", "0s"):
+        ours = Stamper(StampStyle(position=position)).stamp(frame, label)
+        assert np.array_equal(ours, reference(frame, label, 40, "red", position))

@@ -108,3 +108,14 @@ def test_float_fps_modulo_bug_is_not_reproduced():
     assert upstream == [0]
     plan = timeline.plan_frames(3596 / rate, 0.5, num_source_frames=3596, source_fps=rate)
     assert len(plan) == 60
+
+
+def test_frame_labels_for_numbers_and_seconds():
+    from numpro.timeline import frame_label
+
+    assert frame_label(12, 1.0) == "12" and frame_label(12, 1.0, "number") == "12"
+    assert [frame_label(k, 0.5, "seconds") for k in range(3)] == ["0s", "2s", "4s"]
+    assert [frame_label(k, 2.0, "seconds") for k in (0, 1, 24)] == ["0s", "0.5s", "12s"]
+    assert frame_label(15, 2.0, "seconds") == "7.5s"
+    with pytest.raises(ValueError):
+        frame_label(1, 1.0, "minutes")
