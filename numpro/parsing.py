@@ -34,6 +34,14 @@ _SPAN_RULES: tuple[tuple[str, re.Pattern], ...] = (
 )
 
 
+# Answers of --stamp_text seconds runs ("From 12s to 20.5 seconds"): the headline rule there, as
+# upstream's regex is for frame numbers (it reads neither decimals nor units).
+_SECONDS = r"\s*(?:s\b|secs?\b|seconds?\b)?"
+SECONDS_SPAN_RULE = ("seconds", re.compile(rf"from\s*{_NUM}{_SECONDS}\s*(?:to|until|till|{_DASH})\s*{_NUM}{_SECONDS}",
+                                           re.IGNORECASE))
+UNITS = ("frames", "seconds")
+
+
 def _number(text: str) -> int | float:
     return float(text) if "." in text else int(text)
 
@@ -64,14 +72,18 @@ class SpanAnswer:
         return (self.start, self.end) if self.ok else None
 
 
-def parse_span(answer: Any, *, swap_reversed: bool = False, strict: bool = False) -> SpanAnswer:
-    """Parse a moment-retrieval answer to (start, end) frame numbers.
+def parse_span(answer: Any, *, swap_reversed: bool = False, strict: bool = False, units: str = "frames") -> SpanAnswer:
+    """Parse a moment-retrieval answer to (start, end) frame numbers (or seconds, `units="seconds"`).
 
-    `strict` uses upstream's regex only (upstream's exact parse). A reversed span (end < start)
-    is kept as given, so it scores IoU 0 as upstream, unless `swap_reversed`.
+    `strict` uses the first rule only: upstream's regex for frame numbers (upstream's exact parse),
+    the seconds rule for seconds. A reversed span (end < start) is kept as given, so it scores
+    IoU 0 as upstream, unless `swap_reversed`.
     """
+    if units not in UNITS:
+        raise ValueError(f"unknown answer units {units!r}; choose one of {', '.join(UNITS)}")
     raw = _as_text(answer)
-    for name, pattern in _SPAN_RULES[:1] if strict else _SPAN_RULES:
+    rules = _SPAN_RULES if units == "frames" else (SECONDS_SPAN_RULE, *_SPAN_RULES[1:])
+    for name, pattern in rules[:1] if strict else rules:
         match = pattern.search(raw)
         if match is None:
             continue

@@ -165,6 +165,16 @@ def span_to_seconds(start: float, end: float, fps: float) -> tuple[float, float]
     return frame_to_seconds(start, fps), frame_to_seconds(end, fps)
 
 
+def answer_to_seconds(start: float, end: float, fps: float, units: str = "frames") -> tuple[float, float]:
+    """An answer's span in seconds: frame numbers through the numbering rate, or seconds as given
+    (the answers of --stamp_text seconds runs)."""
+    if units == "seconds":
+        return float(start), float(end)
+    if units != "frames":
+        raise ValueError(f"unknown answer units {units!r}")
+    return span_to_seconds(start, end, fps)
+
+
 def frame_to_clip(number: int, fps: float, clip_seconds: float = CLIP_SECONDS) -> int:
     """Highlight clip (2-second window) containing sampled frame `number`."""
     return int(math.floor(frame_to_seconds(number, fps) / clip_seconds + _EPS))

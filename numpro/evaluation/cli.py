@@ -100,8 +100,15 @@ def _add_api_arguments(parser: argparse.ArgumentParser, spec: ScriptSpec) -> Non
 def _add_protocol_arguments(parser: argparse.ArgumentParser, spec: ScriptSpec) -> None:
     protocol = parser.add_argument_group("protocol")
     if spec.task == "mr":
-        protocol.add_argument("--input_format", default=prompts.MR_QUESTION, help="question template ({} = query)")
-        protocol.add_argument("--instruction", default=prompts.INSTRUCTION, help="prepended to the question, no space")
+        protocol.add_argument("--input_format", default=None,
+                              help="question template ({} = query); default: upstream's frame question, or its "
+                                   "seconds counterpart with --stamp_text seconds")
+        protocol.add_argument("--instruction", default=None,
+                              help="prepended to the question, no space; default: upstream's sentence about the "
+                                   "red numbers (for --stamp_text seconds: that they give the time in seconds)")
+        protocol.add_argument("--stamp_text", default="number", choices=("number", "seconds"),
+                              help="draw each frame's number, or its time k/fps (e.g. 12s, 7.5s; paper Tab. 9): the "
+                                   "answer is then read in seconds")
     else:
         protocol.add_argument("--input_format", default=None,
                               help="full prompt template ({} = query); default: the model family's upstream prompt")
@@ -211,7 +218,11 @@ def resolve_family(spec: ScriptSpec, args) -> str:
 
 def _task(spec: ScriptSpec, args, family: str):
     if spec.task == "mr":
-        return MomentRetrieval(args.input_format, None if args.no_numbers else args.instruction)
+        seconds = args.stamp_text == "seconds"
+        question = args.input_format or (prompts.MR_QUESTION_SECONDS if seconds else prompts.MR_QUESTION)
+        instruction = args.instruction or (prompts.INSTRUCTION_SECONDS if seconds else prompts.INSTRUCTION)
+        return MomentRetrieval(question, None if args.no_numbers else instruction,
+                               units="seconds" if seconds and not args.no_numbers else "frames")
     from ..models.base import hd_prompt_style
 
     return HighlightDetection(args.input_format, numbers=not args.no_numbers, style=hd_prompt_style(family))
@@ -303,6 +314,7 @@ def build_run_record(spec: ScriptSpec, args, task, options: RunOptions, family: 
             "frame_selection": args.frame_rule if family == "qwen2_vl" else "all",
             "video_io": options.video_io,
             "numbers": options.numbers,
+            "stamp_text": options.stamp_text if options.numbers else None,
             "number_fraction": options.number_fraction,
             "number_sampling": options.number_sampling if options.number_fraction < 1 else None,
             "number_seed": options.number_seed if options.number_sampling == "random" and options.number_fraction < 1
@@ -364,6 +376,7 @@ def _main(spec: ScriptSpec, args) -> int:
         dump_frames=args.dump_frames,
         video_io=args.video_io,
         number_fraction=args.number_fraction,
+        stamp_text=getattr(args, "stamp_text", "number"),
         number_sampling=args.number_sampling,
         number_seed=args.number_seed,
         overwrite=args.overwrite,

@@ -55,6 +55,7 @@ class RunOptions:
     dump_frames: Path | None = None
     progress: bool = True
     video_io: str = "exact"  # "upstream": the mp4v write-and-decode detour of upstream's scripts
+    stamp_text: str = "number"  # "seconds": each frame shows its time k/fps (paper Tab. 9)
     number_fraction: float = 1.0  # only this fraction of the sampled frames carries its number (Fig. 7)
     number_sampling: str = "uniform"
     number_seed: int = 0
@@ -151,7 +152,8 @@ class BatchDataset:
             positions = timeline.numbered_positions(len(numbers), options.number_fraction, options.number_sampling,
                                                     options.number_seed, Path(name).stem)
             for position in positions:
-                self._stamper.stamp(pixels[position], numbers[position], inplace=True)
+                label = timeline.frame_label(numbers[position], options.fps, options.stamp_text)
+                self._stamper.stamp(pixels[position], label, inplace=True)
             if len(positions) < len(numbers):  # partial numbering: the record says which frames
                 extra["numbered_frames"] = [numbers[p] for p in positions]
         if options.video_io == "upstream":

@@ -32,17 +32,18 @@ class MomentRetrieval:
     name = "mr"
     id_field = "id"
 
-    def __init__(self, question: str = prompts.MR_QUESTION, instruction: str | None = prompts.INSTRUCTION):
+    def __init__(self, question: str = prompts.MR_QUESTION, instruction: str | None = prompts.INSTRUCTION,
+                 units: str = "frames"):
         self.question = question
         self.instruction = instruction
+        self.units = units  # what the answer's numbers are: frame numbers, or seconds (--stamp_text seconds)
 
     def load(self, path: str | Path) -> list[Query]:
         """The test file, validated (fields, types, unique ids: resuming relies on them)."""
         return [Query(str(r["id"]), str(r["video"]), str(r["query"]), r) for r in read_moments(path)]
 
     def prompt(self, query: Query) -> str:
-        # upstream joins instruction and question with no space (SPEC 4)
-        return (self.instruction or "") + self.question.format(query.text)
+        return prompts.mr_prompt(query.text, self.instruction, self.question)
 
     def prompt_template(self) -> str:
         """The prompt with `{query}` where the query goes (for the run record)."""
@@ -58,9 +59,11 @@ class MomentRetrieval:
         return dict(record, gt_start=source["start_time"], gt_end=source["end_time"], duration=source["duration"])
 
     def record(self, query: Query, response: str | None, fps: float, status: str) -> dict:
-        answer = parse_span(response)
-        start_sec, end_sec = timeline.span_to_seconds(answer.start, answer.end, fps) if answer.ok else (None, None)
+        answer = parse_span(response, units=self.units)
+        start_sec, end_sec = (timeline.answer_to_seconds(answer.start, answer.end, fps, self.units) if answer.ok
+                              else (None, None))
         source = query.source
+        units = {"answer_units": "seconds"} if self.units == "seconds" else {}
         return {
             "id": source["id"],
             "response": response if response is not None else "",
@@ -77,6 +80,7 @@ class MomentRetrieval:
             "pred_start_sec": start_sec,
             "pred_end_sec": end_sec,
             "status": status,
+            **units,
         }
 
     def score(self, records: list[dict], queries: list[Query], pred_path: Path, gt_path: Path) -> tuple[str, dict]:
@@ -100,9 +104,7 @@ class HighlightDetection:
         return [Query(str(r["qid"]), qvhighlights.video_name(r), str(r["query"]), r) for r in records]
 
     def prompt(self, query: Query) -> str:
-        if self.template is not None:
-            return self.template.format(query.text)
-        return prompts.hd_prompt(query.text, self.style, numbers=self.numbers)
+        return prompts.hd_prompt(query.text, self.style, numbers=self.numbers, template=self.template)
 
     def prompt_template(self) -> str:
         return self.prompt(Query("", "", "{query}"))

@@ -16,10 +16,11 @@ from typing import Iterable, Sequence
 
 from numpro.jsonio import JsonInputError, read_records
 from numpro.parsing import SpanAnswer, parse_span
-from numpro.timeline import span_to_seconds
+from numpro.protocol import NUMPRO_FT_FPS
+from numpro.timeline import answer_to_seconds
 
 RECALL_THRESHOLDS = (0.3, 0.5, 0.7)
-UPSTREAM_FPS = 0.5  # upstream's result files number frames at 0.5 FPS (SPEC 7)
+UPSTREAM_FPS = NUMPRO_FT_FPS  # upstream's result files number frames at 0.5 FPS (SPEC 7)
 
 
 def temporal_iou(pred: Sequence[float], gt: Sequence[float]) -> float:
@@ -116,9 +117,11 @@ def _score_one(record: dict, where: str, default_fps: float, swap_reversed: bool
     if fps <= 0:
         raise JsonInputError(f"{where}: fps must be positive, got {fps}")
 
+    units = "seconds" if record.get("answer_units") == "seconds" else "frames"
+
     def scored(strict: bool) -> tuple[SpanAnswer, tuple[float, float] | None, float]:
-        answer = parse_span(record.get("response"), swap_reversed=swap_reversed, strict=strict)
-        pred = span_to_seconds(answer.start, answer.end, fps) if answer.ok else None
+        answer = parse_span(record.get("response"), swap_reversed=swap_reversed, strict=strict, units=units)
+        pred = answer_to_seconds(answer.start, answer.end, fps, units) if answer.ok else None
         return answer, pred, temporal_iou(pred, gt) if pred is not None else 0.0
 
     answer, pred, iou = scored(strict=True)
@@ -138,7 +141,8 @@ def score_mr_records(
 
     Each record needs `response`, `gt_start`, `gt_end` (seconds). A record's own `fps` field
     says how its frames are numbered; records without one (upstream's files) use `default_fps`.
-    The top-level R@m/mIoU parse with upstream's regex, comparable to the paper; `tolerant`
+    The top-level R@m/mIoU parse with upstream's regex, comparable to the paper (answers of
+    --stamp_text seconds runs, `answer_units: "seconds"`, with the seconds rule); `tolerant`
     holds the same with the fallback rules. A repeated id counts once: its newest record.
     (`strict` is kept for callers of the old signature; the headline is always upstream's.)
     """
@@ -164,7 +168,10 @@ def score_mr_records(
     statuses = Counter(q.status for q in queries if q.status is not None)
     if statuses:
         metrics["status"] = dict(sorted(statuses.items()))
-    metrics["parser"] = "upstream regex (SPEC 4); tolerant: + fallback rules"
+    seconds = any(q.answer.rule == "seconds" or (q.tolerant and q.tolerant.rule == "seconds") for q in queries) or \
+        any(r.get("answer_units") == "seconds" for r in records)
+    metrics["parser"] = ("seconds rule (--stamp_text seconds answers)" if seconds else "upstream regex (SPEC 4)") + \
+        "; tolerant: + fallback rules"
     metrics["swap_reversed"] = swap_reversed
     return MRReport(metrics, queries)
 

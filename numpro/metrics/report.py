@@ -48,7 +48,9 @@ def shorten(text: str, limit: int = 100) -> str:
 
 def mr_summary(report: MRReport, title: str, show_unparsed: int = 3) -> str:
     m = report.metrics
-    lines = [f"Moment retrieval: {title}", "  upstream's parser (the paper's numbers):", format_table(m, MR_KEYS)]
+    headline = ("  seconds parser (--stamp_text seconds):" if m.get("parser", "").startswith("seconds")
+                else "  upstream's parser (the paper's numbers):")
+    lines = [f"Moment retrieval: {title}", headline, format_table(m, MR_KEYS)]
     tolerant = m.get("tolerant")
     if tolerant:
         lines.append("  tolerant parser (+ fallback rules; not comparable to the paper): "
