@@ -154,9 +154,6 @@ def _add_speed_arguments(parser: argparse.ArgumentParser, spec: ScriptSpec) -> N
 
 
 
-FAMILY_SCRIPTS = {"longva": "eval/numpro_ft_{task}.py", "any": "eval/qwen2_vl_7b_{task}.py"}
-
-
 def _slug(text: str) -> str:
     keep = "".join(c if c.isalnum() or c in "-." else "_" for c in str(text).strip("/"))
     return keep.strip("_.") or "model"
@@ -194,17 +191,16 @@ def _uses_api(spec: ScriptSpec, args) -> bool:
 
 def resolve_family(spec: ScriptSpec, args) -> str:
     """The checkpoint's family, checked against what the script is for (no weights are read)."""
-    from ..models.base import ModelError, check_checkpoint, detect_family
+    from ..models.base import FAMILIES, ModelError, check_checkpoint, detect_family
 
     if _uses_api(spec, args):
         from ..models import api
 
         api.validate(args)
         return "api"
-    # LongVA loads from a folder only (LLaVA layout); the other families also take hub ids
-    hub = spec.family != "longva"
+    hub = FAMILIES[spec.family].hub if spec.family else True
     family = detect_family(args.model_path, hub) if not (spec.family and args.random_init) else spec.family
-    script = FAMILY_SCRIPTS["longva" if family == "longva" else "any"].format(task=spec.task)
+    script = FAMILIES[family].scripts.format(task=spec.task)
     if spec.family == "longva" and family != "longva":
         raise ModelError(f"{args.model_path} is a {family} checkpoint; this script expects LongVA (LLaVA layout, "
                          f"model_type llava_qwen): use {script}")
@@ -232,22 +228,16 @@ def _model_loader(spec: ScriptSpec, args, family: str):
     def load(device: str):
         import torch
 
-        from ..models.base import load_model
+        from ..models.base import FAMILIES, load_model
 
         if family == "api":
             from ..models import api
 
             return api.load(args)
         kwargs = dict(device=args.device or device, random_init=args.random_init,
-                      attn_implementation=args.attn_implementation)
+                      attn_implementation=args.attn_implementation, **FAMILIES[family].load_args(args))
         if args.dtype:
             kwargs["dtype"] = getattr(torch, args.dtype)
-        if family == "longva":
-            kwargs.update(lora_path=args.lora_path, max_frames=args.max_frames, tokenizer_path=args.processor_path)
-        else:
-            kwargs.update(device_map=args.device_map, processor_path=args.processor_path)
-        if family == "qwen2_vl":
-            kwargs["frame_rule"] = args.frame_rule
         return load_model(args.model_path, family, **kwargs)
 
     return load
@@ -260,16 +250,12 @@ def _model_section(spec: ScriptSpec, args, family: str, device: str) -> dict:
 
         return {"family": "api", "identity": {"api_model": api.model_name(args)}, "adapter": None,
                 "api": api.describe(args)}
+    from ..models.base import FAMILIES
     from ..models.hf import default_attention
 
-    cuda = str(device).startswith("cuda")
-    if args.dtype:
-        dtype = args.dtype
-    elif family == "longva":
-        dtype = "float16" if cuda else "float32"  # upstream's eval dtype on GPU
-    else:
-        dtype = "bfloat16" if cuda else "float32"
-    attn = args.attn_implementation or ("sdpa" if family == "longva" else default_attention(device))
+    declared = FAMILIES[family]
+    dtype = args.dtype or (declared.gpu_dtype if str(device).startswith("cuda") else "float32")
+    attn = args.attn_implementation or declared.attention or default_attention(device)
     lora = getattr(args, "lora_path", None)
     return {
         "path": str(args.model_path),
@@ -289,8 +275,8 @@ def _generation_section(args, family: str) -> dict:
     config = run_record.read_generation_config(args.model_path)
     section = {"max_new_tokens": args.max_new_tokens, "do_sample": False,
                "repetition_penalty": config.get("repetition_penalty"), "eos_token_id": config.get("eos_token_id")}
-    if family == "longva":
-        section["stop_strings"] = ["<|im_end|>"]  # upstream's keyword stop
+    if _family(family).stop_strings:
+        section["stop_strings"] = list(_family(family).stop_strings)
     return section
 
 
@@ -311,7 +297,7 @@ def build_run_record(spec: ScriptSpec, args, task, options: RunOptions, family: 
             "max_frames": options.max_frames or None,
             "frame_rule": "frame k = source frame nearest to k/fps; over max_frames keep linspace(0, K-1, max_frames) "
                           "truncated, each keeping its number",
-            "frame_selection": args.frame_rule if family == "qwen2_vl" else "all",
+            "frame_selection": "all" if family == "api" else _family(family).frame_selection(args),
             "video_io": options.video_io,
             "numbers": options.numbers,
             "stamp_text": options.stamp_text if options.numbers else None,
@@ -330,6 +316,12 @@ def build_run_record(spec: ScriptSpec, args, task, options: RunOptions, family: 
         "world_size": Dist.from_env().world,
         "started": run_record.now(),
     }
+
+
+def _family(name: str):
+    from ..models.base import FAMILIES
+
+    return FAMILIES[name]
 
 
 def _debug(args) -> bool:

@@ -14,7 +14,7 @@ import json
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -72,21 +72,58 @@ def read_model_type(model_path: str | Path) -> str:
         return json.load(handle).get("model_type", "")
 
 
-# model_type in config.json -> family module; LongVA's LLaVA-format checkpoints say "llava_qwen".
-FAMILIES = {
-    "qwen2_vl": "qwen2_vl",
-    "qwen2_5_vl": "qwen2_vl",
-    "llava_onevision": "llava_onevision",
-    "llava_qwen": "longva",
-}
+@dataclass(frozen=True)
+class Family:
+    """What the generic layers need to know about a model family, declared once (cf. lmms-eval's
+    model registry): which checkpoints are its, which script evaluates it, its defaults, and the
+    family-specific arguments its `load` takes (numpro.models.<name>.load)."""
+
+    name: str  # the module under numpro.models
+    model_types: tuple[str, ...]  # config.json `model_type` values it loads
+    scripts: str  # the eval scripts for it ({task}: mr or hd)
+    hd_prompt_style: str = "qwen2_vl"  # which upstream highlight prompt (prompts.HD_PROMPTS)
+    gpu_dtype: str = "bfloat16"  # default dtype on a GPU (float32 on the CPU)
+    attention: str | None = None  # fixed attention implementation; None: flash-attention-2 if installed, else sdpa
+    hub: bool = True  # also loads hub ids (LongVA: checkpoint folders only)
+    needs_processor: bool = True  # a preprocessor/processor config must sit beside the tokenizer
+    load_args: Callable[[Any], dict] = lambda args: {}  # family-specific load() keywords from the parsed flags
+    frame_selection: Callable[[Any], str] = lambda args: "all"  # which frames the model gets (run record)
+    stop_strings: tuple[str, ...] = ()  # decoding also stops at these (besides the eos ids)
 
 
-# family -> which upstream highlight prompt its script uses (prompts.HD_PROMPTS)
-HD_PROMPT_STYLES = {"longva": "numpro_ft"}
+def _hf_load_args(args) -> dict:
+    return {"device_map": getattr(args, "device_map", None), "processor_path": args.processor_path}
+
+
+FAMILIES: dict[str, Family] = {}
+
+
+def register_family(family: Family) -> Family:
+    FAMILIES[family.name] = family
+    return family
+
+
+register_family(Family(
+    "qwen2_vl", ("qwen2_vl", "qwen2_5_vl"), "eval/qwen2_vl_7b_{task}.py",
+    load_args=lambda args: dict(_hf_load_args(args), frame_rule=args.frame_rule),
+    frame_selection=lambda args: args.frame_rule))
+register_family(Family("llava_onevision", ("llava_onevision",), "eval/qwen2_vl_7b_{task}.py",
+                       load_args=_hf_load_args))
+register_family(Family(
+    "longva", ("llava_qwen",), "eval/numpro_ft_{task}.py", hd_prompt_style="numpro_ft",
+    gpu_dtype="float16",  # upstream's eval dtype
+    attention="sdpa",  # upstream's eval picks sdpa on torch >= 2.1.2
+    hub=False, needs_processor=False, stop_strings=("<|im_end|>",),  # upstream's keyword stop
+    load_args=lambda args: {"lora_path": args.lora_path, "max_frames": args.max_frames,
+                            "tokenizer_path": args.processor_path}))
+
+
+def family_of_model_type(model_type: str) -> Family | None:
+    return next((f for f in FAMILIES.values() if model_type in f.model_types), None)
 
 
 def hd_prompt_style(family: str) -> str:
-    return HD_PROMPT_STYLES.get(family, "qwen2_vl")
+    return FAMILIES[family].hd_prompt_style if family in FAMILIES else "qwen2_vl"
 
 
 def _looks_like_hub_id(model_path: str | Path) -> bool:
@@ -114,9 +151,11 @@ def detect_family(model_path: str | Path, hub: bool = True) -> str:
         except Exception as err:  # offline, unknown repository, no access: one line, not a traceback
             reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             raise ModelError(f"{model_path}: no such folder, and loading it as a hub id failed: {reason}") from None
-    if model_type not in FAMILIES:
-        raise ModelError(f"{model_path}: unsupported model_type {model_type!r}; supported: {', '.join(FAMILIES)}")
-    return FAMILIES[model_type]
+    family = family_of_model_type(model_type)
+    if family is None:
+        known = ", ".join(t for f in FAMILIES.values() for t in f.model_types)
+        raise ModelError(f"{model_path}: unsupported model_type {model_type!r}; supported: {known}")
+    return family.name
 
 
 _TOKENIZER_FILES = ("tokenizer_config.json", "tokenizer.json", "vocab.json")
@@ -133,7 +172,7 @@ def check_checkpoint(model_path: str | Path, family: str, *, lora_path: str | Pa
         raise ModelError(f"{folder}: no tokenizer files ({', '.join(_TOKENIZER_FILES)}); "
                          "pass --processor_path with the model's tokenizer/processor folder")
     processor_files = ("preprocessor_config.json", "processor_config.json")
-    if family != "longva" and checked and not any((folder / name).is_file() for name in processor_files):
+    if FAMILIES[family].needs_processor and checked and not any((folder / name).is_file() for name in processor_files):
         raise ModelError(f"{folder}: no {' or '.join(processor_files)} (the image/video processor); "
                          "pass --processor_path with the model's processor folder")
     if lora_path is not None:
