@@ -8,28 +8,10 @@ $OPENAI_API_KEY (--api_key_env) and never recorded. Example:
     python eval/gpt4o_hd.py --video_dir data/qvhighlights/videos --gt_file data/highlight_val_release.jsonl
 """
 
+import pathlib
 import sys
-from pathlib import Path
 
-try:
-    import numpro  # noqa: F401
-except ImportError:  # running from a checkout without `pip install -e .`
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))  # this checkout's numpro, installed or not
+from numpro.evaluation.scripts import script  # noqa: E402
 
-from numpro.evaluation.cli import ScriptSpec, main
-
-SPEC = ScriptSpec(
-    task="hd",
-    description=__doc__,
-    model_path="gpt-4o",
-    annotations="data/highlight_val_release.jsonl",
-    videos="data/qvhighlights/videos",
-    annotation_flags=("--gt_file",),
-    video_flags=("--video_dir",),
-    fps=0.5,
-    max_new_tokens=512,
-    api_only=True,
-)
-
-if __name__ == "__main__":
-    sys.exit(main(SPEC))
+SPEC = script(__name__, "gpt4o_hd", __doc__)

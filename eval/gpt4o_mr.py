@@ -8,28 +8,10 @@ recorded. See the bill first with --limit and --dry_run DIR. Example:
     python eval/gpt4o_mr.py --data_path data/charades_test.json --video_path data/charades/videos
 """
 
+import pathlib
 import sys
-from pathlib import Path
 
-try:
-    import numpro  # noqa: F401
-except ImportError:  # running from a checkout without `pip install -e .`
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))  # this checkout's numpro, installed or not
+from numpro.evaluation.scripts import script  # noqa: E402
 
-from numpro.evaluation.cli import ScriptSpec, main
-
-SPEC = ScriptSpec(
-    task="mr",
-    description=__doc__,
-    model_path="gpt-4o",
-    annotations="data/charades_test.json",
-    videos="data/charades/videos",
-    annotation_flags=("--data_path",),
-    video_flags=("--video_path",),
-    fps=1.0,
-    max_new_tokens=128,
-    api_only=True,
-)
-
-if __name__ == "__main__":
-    sys.exit(main(SPEC))
+SPEC = script(__name__, "gpt4o_mr", __doc__)

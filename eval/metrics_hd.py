@@ -9,6 +9,8 @@ named twice gets the mean; unnamed clips 0). Ground-truth queries missing from P
 answers that do not parse, score all-zero saliency and are counted.
 Reports HL-min-{Fair,Good,VeryGood}-{mAP,Hit1} and, when windows are given, MR-full-mAP,
 MR-full-mAP@0.5/0.75, MR-full-R1@0.5/0.7 and MR-{short,middle,long}-mAP.
+GT is validated by the same reader as in the evaluation scripts and `numpro data qvhighlights`:
+a malformed file (a missing field, a score outside 0..4, a repeated qid) stops with status 2.
 """
 
 import argparse
@@ -23,6 +25,7 @@ except ImportError:  # run from a checkout without installing
 from numpro.jsonio import JsonInputError
 from numpro.metrics.hd import evaluate_hd_file
 from numpro.metrics.report import default_out_path, hd_payload, hd_summary, save_metrics
+from numpro.protocol import NUMPRO_FT_FPS
 
 
 def parse_args(argv=None):
@@ -37,7 +40,7 @@ def parse_args(argv=None):
     parser.add_argument(
         "--fps",
         type=float,
-        default=0.5,
+        default=NUMPRO_FT_FPS,
         help="frame rate of the frame numbers in records without their own 'fps' field (default: %(default)s)",
     )
     parser.add_argument("--out", "--save_path", help="metrics JSON to write (default: <PRED stem>_metrics.json beside PRED)")

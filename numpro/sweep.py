@@ -115,13 +115,15 @@ def command(python: str, script: Path, script_args: list[str], output: Path, sty
 def load_spec(script: Path):
     """The eval script's ScriptSpec (its SPEC), or None for a script that is not one of ours.
 
-    Only a script built on numpro.evaluation.cli, whose main() is guarded by `__main__`, is imported
-    (to read SPEC); any other script is never executed here."""
+    Only a script built on numpro.evaluation (eval/*.py: `SPEC = script(__name__, ...)`, which runs
+    only as `__main__`) is imported, to read SPEC; any other script is never executed here."""
     try:
         text = script.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError):
         return None
-    if "numpro.evaluation.cli" not in text or "__name__ == \"__main__\"" not in text:
+    ours = "numpro.evaluation.scripts" in text and "script(__name__" in text
+    guarded = "numpro.evaluation.cli" in text and "__name__ == \"__main__\"" in text
+    if not (ours or guarded):
         return None
     try:
         module_spec = importlib.util.spec_from_file_location(f"_numpro_sweep_{script.stem}", script)
