@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import io
 import logging
 import os
 import shutil
@@ -181,7 +180,7 @@ def run_moment_retrieval(annotations: Path, videos: Path, model_path: Path, outp
     predictions.unlink(missing_ok=True)  # the runner resumes; the demo always answers afresh
     options = RunOptions(annotations=annotations, videos=videos, save_path=predictions, fps=PROTOCOL_FPS,
                          workers=0, progress=False)
-    with _one_torch_thread(), contextlib.redirect_stdout(io.StringIO()):  # its summary names a file renamed below
+    with _one_torch_thread():  # the runner logs its summary; the demo prints its own report
         metrics = run(MomentRetrieval(), options, lambda device: load_model(model_path, "qwen2_vl", device=device),
                       device="cpu")
     metrics_file = output / "metrics.json"

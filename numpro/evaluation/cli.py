@@ -7,6 +7,7 @@ upstream's names for the annotation and video flags.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from dataclasses import dataclass
@@ -328,8 +329,28 @@ def _debug(args) -> bool:
     return bool(getattr(args, "debug", False)) or os.environ.get("NUMPRO_DEBUG") == "1"
 
 
+class _Console(logging.Handler):
+    """The run's messages as plain lines: INFO on stdout, warnings on stderr (looked up per line,
+    so a caller that swaps sys.stdout, as pytest does, sees them)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        stream = sys.stdout if record.levelno < logging.WARNING else sys.stderr
+        stream.write(self.format(record) + "\n")
+        stream.flush()
+
+
+def console_logging() -> None:
+    """Show the package's INFO messages (the runner's progress lines and summary); idempotent."""
+    logger = logging.getLogger("numpro")
+    if not any(isinstance(h, _Console) for h in logger.handlers):
+        logger.addHandler(_Console())
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+
+
 def main(spec: ScriptSpec, argv=None) -> int:
     args = build_parser(spec).parse_args(argv)
+    console_logging()
     try:
         return _main(spec, args)
     except (DataError, JsonInputError, run_record.RunMismatch, ValueError, OSError) as err:

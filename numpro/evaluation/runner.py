@@ -9,8 +9,8 @@ set of videos and appends to its own part file; rank 0 merges everything in inpu
 
 from __future__ import annotations
 
+import logging
 import os
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -27,6 +27,7 @@ from . import run_record as run_records
 from .tasks import Query
 
 OK = "ok"
+log = logging.getLogger(__name__)  # the eval CLI shows its INFO lines on stdout (console_logging)
 
 
 class RunError(Exception):
@@ -384,9 +385,9 @@ def _finish(task, options: RunOptions, save_path: Path, all_queries: list[Query]
         metrics["run"] = run_records.summary_fields(run_record)
         metrics["run_record"] = run_records.record_path(save_path).name
     jsonio.write_json(metrics_path(save_path), metrics)
-    print(summary)
-    print(f"predictions: {save_path}\nmetrics:     {metrics_path(save_path)}\n"
-          f"run record:  {run_records.record_path(save_path)}")
+    log.info(summary)
+    log.info(f"predictions: {save_path}\nmetrics:     {metrics_path(save_path)}\n"
+             f"run record:  {run_records.record_path(save_path)}")
     return metrics
 
 
@@ -419,7 +420,7 @@ def _answer(task, model, work: PreparedWork, options: RunOptions) -> list[dict]:
             answers = model.generate(work.batch, options.max_new_tokens)
         except Exception as err:  # e.g. out of memory on one huge video: record it, keep going
             failure = f"{type(err).__name__}: {err}"
-            print(f"generation failed for {[q.key for q in work.queries]}: {failure}", file=sys.stderr)
+            log.warning(f"generation failed for {[q.key for q in work.queries]}: {failure}")
     records, ready = [], iter(answers)
     for index, (query, status, error) in enumerate(zip(work.queries, work.statuses, work.errors)):
         response, extra = None, dict(work.extras[index]) if work.extras else {}
@@ -445,4 +446,4 @@ def _answer(task, model, work: PreparedWork, options: RunOptions) -> list[dict]:
 
 def _say(dist: Dist, message: str) -> None:
     if dist.rank == 0:
-        print(message, flush=True)
+        log.info(message)
