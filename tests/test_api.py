@@ -380,12 +380,13 @@ def test_failed_queries_are_recorded_and_the_run_goes_on_and_a_rerun_asks_only_t
 
 
 def test_resume_after_a_kill_never_resends_an_answered_query(server, dataset, tmp_path):
-    """A run killed (SIGKILL) mid-way keeps what it flushed; the rerun asks only the rest."""
+    """A run killed (SIGKILL) mid-way keeps what it flushed, each answer as it arrived (the third
+    request of the first batch of four never ends); the rerun asks only the rest."""
     save = tmp_path / "pred.jsonl"
-    answered_before_kill = 3
+    answered_before_kill = 2
     server.respond = lambda r: answer() if len(server.received) <= answered_before_kill else hang(60)
     argv = [sys.executable, str(ROOT / "eval" / "gpt4o_mr.py"),
-            *api_args(dataset, save, server, "--concurrency", "1", "--workers", "0")]
+            *api_args(dataset, save, server, "--concurrency", "4", "--workers", "0")]
     env = dict(os.environ, OPENAI_API_KEY=KEY, PYTHONPATH=str(ROOT))
     process = subprocess.Popen(argv, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                start_new_session=True)
@@ -394,13 +395,14 @@ def test_resume_after_a_kill_never_resends_an_answered_query(server, dataset, tm
         while len(server.received) <= answered_before_kill and time.monotonic() < deadline:
             assert process.poll() is None, process.stderr.read().decode()[-2000:]
             time.sleep(0.05)
-        time.sleep(0.3)  # the 4th request hangs: the first three answers are on disk
+        time.sleep(0.5)  # the 3rd request hangs: the first two answers are on disk already
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)  # the run and its DataLoader workers, nothing else
         process.wait(timeout=10)
     flushed = read_jsonl(save)
-    assert len(flushed) == answered_before_kill and all(r["status"] == "ok" for r in flushed)
+    assert sum(r["status"] == "ok" for r in flushed) == answered_before_kill
+    assert {r["status"] for r in flushed} <= {"ok", "missing_video"}
     sent_before = [(r.text, len(r.images)) for r in server.received]
 
     server.received.clear()

@@ -13,7 +13,7 @@ import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 from tqdm import tqdm
@@ -411,37 +411,46 @@ def _raise_if_useless(metrics: dict | None, options: RunOptions) -> None:
                        "too small?)")
 
 
-def _answer(task, model, work: PreparedWork, options: RunOptions) -> list[dict]:
-    """Generate for the batch's ready queries and build every query's record."""
-    answers: list = []
-    failure = None
-    if work.batch is not None:
-        try:
-            answers = model.generate(work.batch, options.max_new_tokens)
-        except Exception as err:  # e.g. out of memory on one huge video: record it, keep going
-            failure = f"{type(err).__name__}: {err}"
-            log.warning(f"generation failed for {[q.key for q in work.queries]}: {failure}")
-    records, ready = [], iter(answers)
-    for index, (query, status, error) in enumerate(zip(work.queries, work.statuses, work.errors)):
-        response, extra = None, dict(work.extras[index]) if work.extras else {}
-        if status == OK:
-            if failure is not None:
-                status, error = "model_error", failure
-            else:
-                answer = next(ready)
-                if isinstance(answer, Answer):  # a family that reports more than text (the API backend)
-                    response = answer.text
-                    extra.update(answer.extra)
-                    if answer.status != OK:
-                        status, error = answer.status, answer.error
-                else:
-                    response = answer
-        record = task.record(query, response, options.fps, status)
-        record.update(extra)
-        if error:
-            record["error"] = error
-        records.append(record)
-    return records
+def _answer(task, model, work: PreparedWork, options: RunOptions) -> Iterator[dict]:
+    """Every query's record: first those without an answer to wait for, then each answer as it
+    comes (a family with `generate_each`, the API backend, yields them as they arrive, so each
+    is flushed at once), in the order they come."""
+    ready = [i for i, status in enumerate(work.statuses) if status == OK]
+    for index, status in enumerate(work.statuses):
+        if status != OK:
+            yield _record(task, work, index, None, status, work.errors[index], options)
+    if work.batch is None:
+        return
+    answered: set[int] = set()
+    each = getattr(model, "generate_each", None)
+    try:
+        answers = each(work.batch, options.max_new_tokens) if each else enumerate(
+            model.generate(work.batch, options.max_new_tokens))
+        for position, answer in answers:
+            index = ready[position]
+            answered.add(index)
+            status, error, response, extra = OK, None, answer, {}
+            if isinstance(answer, Answer):  # a family that reports more than text (the API backend)
+                response, extra = answer.text, answer.extra
+                if answer.status != OK:
+                    status, error = answer.status, answer.error
+            yield _record(task, work, index, response, status, error, options, extra)
+    except Exception as err:  # e.g. out of memory on one huge video: record it, keep going
+        failure = f"{type(err).__name__}: {err}"
+        log.warning(f"generation failed for {[work.queries[i].key for i in ready if i not in answered]}: {failure}")
+        for index in ready:
+            if index not in answered:
+                yield _record(task, work, index, None, "model_error", failure, options)
+
+
+def _record(task, work: PreparedWork, index: int, response, status: str, error: str | None, options: RunOptions,
+            extra: dict | None = None) -> dict:
+    record = task.record(work.queries[index], response, options.fps, status)
+    record.update(work.extras[index] if work.extras else {})
+    record.update(extra or {})
+    if error:
+        record["error"] = error
+    return record
 
 
 def _say(dist: Dist, message: str) -> None:

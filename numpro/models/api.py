@@ -30,7 +30,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from ..argtypes import nonnegative_int, positive_float, positive_int
@@ -254,12 +254,20 @@ class ApiModel(VideoLanguageModel):
         return body
 
     def generate(self, batch: PreparedBatch, max_new_tokens: int) -> list[Answer]:
+        answers: list[Answer | None] = [None] * len(batch.tensors["requests"])
+        for index, answer in self.generate_each(batch, max_new_tokens):
+            answers[index] = answer
+        return answers
+
+    def generate_each(self, batch: PreparedBatch, max_new_tokens: int) -> Iterator[tuple[int, Answer]]:
+        """(request index, answer) as each answer arrives, so the runner flushes it at once."""
         requests: Sequence[ApiRequest] = batch.tensors["requests"]
         if self.settings.dry_run is not None:
-            return [self._dry_run(request, max_new_tokens) for request in requests]
-        return self._concurrently(requests, max_new_tokens)
+            yield from ((i, self._dry_run(request, max_new_tokens)) for i, request in enumerate(requests))
+            return
+        yield from self._concurrently(requests, max_new_tokens)
 
-    def _concurrently(self, requests: Sequence[ApiRequest], max_new_tokens: int) -> list[Answer]:
+    def _concurrently(self, requests: Sequence[ApiRequest], max_new_tokens: int) -> Iterator[tuple[int, Answer]]:
         """At most `concurrency` requests in flight, on daemon threads: Ctrl-C stops the run at once
         instead of waiting for open requests (and their retries) to end."""
         results: queue.SimpleQueue = queue.SimpleQueue()
@@ -270,7 +278,6 @@ class ApiModel(VideoLanguageModel):
             except BaseException as err:  # handed to the caller's thread
                 results.put((index, None, err))
 
-        answers: list[Answer | None] = [None] * len(requests)
         pending = list(enumerate(requests))[::-1]
         running = 0
         try:
@@ -282,11 +289,12 @@ class ApiModel(VideoLanguageModel):
                 running -= 1
                 if err is not None:
                     raise err
-                answers[index] = answer
+                yield index, answer
+        except GeneratorExit:  # the caller stopped reading: nothing to tear down for later batches
+            raise
         except BaseException:
             self.close()
             raise
-        return answers
 
     def close(self) -> None:
         """Stop: no new attempts, waiting retries end, open connections are closed."""
