@@ -8,19 +8,8 @@ The full set is large: `--only_listed data/train_sft.json` makes only the videos
 import sys
 from pathlib import Path
 
-try:
-    from numpro.preprocess import Dataset, script_main
-except ImportError:  # not installed: use the checkout this script lives in
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from numpro.preprocess import Dataset, script_main
-
-DATASET = Dataset(
-    key="internvid",
-    title="InternVid",
-    inputs=("data/internvid/train",),
-    root="data/internvid",
-    notes="Use --only_listed TRAIN_JSON to make only the videos a training file references.",
-)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's numpro, installed or not
+from numpro.preprocess import script_main  # noqa: E402
 
 if __name__ == "__main__":
-    script_main(DATASET)
+    script_main("internvid")

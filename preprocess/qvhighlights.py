@@ -9,19 +9,8 @@ numbered frames (`--format frames`) or for feeding other tools.
 import sys
 from pathlib import Path
 
-try:
-    from numpro.preprocess import Dataset, script_main
-except ImportError:  # not installed: use the checkout this script lives in
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from numpro.preprocess import Dataset, script_main
-
-DATASET = Dataset(
-    key="qvhighlights",
-    title="QVHighlights",
-    inputs=("data/qvhighlights/videos",),
-    root="data/qvhighlights",
-    notes="QVHighlights annotations (JSON Lines) name videos in 'vid': --only_listed accepts them.",
-)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's numpro, installed or not
+from numpro.preprocess import script_main  # noqa: E402
 
 if __name__ == "__main__":
-    script_main(DATASET)
+    script_main("qvhighlights")

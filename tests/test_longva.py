@@ -207,15 +207,20 @@ def test_pixels_equal_clip_image_processor(model, size):
     assert torch.equal(ours, reference)
 
 
-def test_frame_cap_keeps_linspace_frames(model):
+def test_preprocessor_takes_capped_frames_and_rejects_more_than_its_cap(model):
+    """The frames arrive capped (numpro.frames); re-capping here would feed other frames than
+    the ones sampled, dumped and recorded."""
     from numpro.models.longva_inputs import LongVAPreprocessor
 
-    video = frames(10, 3)
     capped = LongVAPreprocessor(model.tokenizer, model.preprocessor.clip, max_frames=4)
+    video = frames(4, 3)
     batch = capped([video], ["x"], 0.5)
-    keep = np.linspace(0, 9, 4).astype(int)
     assert batch.tensors["frame_counts"].tolist() == [4]
-    assert np.array_equal(batch.tensors["frames"].numpy(), video[keep])
+    assert np.array_equal(batch.tensors["frames"].numpy(), video)  # all of them, as given
+    with pytest.raises(ValueError, match="5 frames given.*at most 4"):
+        capped([frames(5, 3)], ["x"], 0.5)
+    uncapped = LongVAPreprocessor(model.tokenizer, model.preprocessor.clip, max_frames=None)
+    assert uncapped([frames(10, 3)], ["x"], 0.5).tensors["frame_counts"].tolist() == [10]
 
 
 def test_preprocessor_pickles(model):

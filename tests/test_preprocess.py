@@ -226,6 +226,7 @@ CHANGES_THE_CLIP = [
     ("style", ["--position", "tl"]),
     ("format", ["--format", "frames"]),
     ("numbers", ["--no_numbers"]),
+    ("stamp_text", ["--stamp_text", "seconds"]),
 ]
 
 
@@ -252,9 +253,46 @@ def test_settings_that_do_not_change_the_clip_still_resume(one_clip, tmp_path):
 
 def test_manifest_records_every_setting_that_changes_the_clip(one_clip):
     manifest = json.loads((one_clip[1] / "c_25.json").read_text())
-    assert {k: manifest[k] for k in ("fps", "size", "numbers", "format", "crf", "preset")} == {
-        "fps": 0.5, "size": 336, "numbers": True, "format": "mp4", "crf": 20, "preset": "ultrafast"}
+    assert {k: manifest[k] for k in ("fps", "size", "numbers", "stamp_text", "format", "crf", "preset")} == {
+        "fps": 0.5, "size": 336, "numbers": True, "stamp_text": "number", "format": "mp4", "crf": 20,
+        "preset": "ultrafast"}
     assert manifest["style"] == StampStyle().as_dict()
+
+
+def test_clips_made_before_stamp_text_was_recorded_still_count(one_clip, tmp_path):
+    """Every clip was numbered before --stamp_text existed: a manifest without it means "number"."""
+    args, made = one_clip
+    output = tmp_path / "clips"
+    shutil.copytree(made, output)
+    manifest = json.loads((output / "c_25.json").read_text())
+    del manifest["stamp_text"]
+    (output / "c_25.json").write_text(json.dumps(manifest))
+    code, _ = run_cli([*args, "--output", str(output)])
+    assert code == 0 and (read_report(output)["done"], read_report(output)["skipped"]) == (0, 1)
+    code, _ = run_cli([*args, "--output", str(output), "--stamp_text", "seconds"])
+    assert code == 1 and "stamp_text='number'" in read_report(output)["failed"][0]["error"]
+
+
+# ------------------------------------------------------------------ times instead of numbers
+def test_stamp_text_seconds_burns_each_frames_time_in_its_own_folder(tmp_path):
+    from PIL import Image
+
+    source = synthetic.write_video(tmp_path / "long.mp4", 140, 10, (64, 48))  # 14 s: frames 0..6 at 0.5 FPS
+    dataset = pp.Dataset(key="anet", title="Test set", inputs=(str(source),), root=str(tmp_path))
+    code, text = run_cli(["--workers", "1", "--format", "frames", "--stamp-text", "seconds", "--position", "br"],
+                         dataset)
+    assert code == 0 and "clips stamped with their times" in text
+    folder = tmp_path / "videos_0.5FPS_seconds_red_40_br"
+    manifest = json.loads((folder / "long.json").read_text())
+    assert (manifest["stamp_text"], manifest["numbers"]) == ("seconds", True)
+    sampled = video.read_sampled(source, 0.5, 336)
+    assert sampled.numbers == list(range(7))
+    pngs = sorted((folder / "long").iterdir())
+    stamper = Stamper(StampStyle())
+    for png, frame, number in zip(pngs, sampled.pixels, sampled.numbers):
+        # frame 6 at 0.5 FPS is 12 s: "12s", same font, size, colour and place as a number
+        assert np.array_equal(np.asarray(Image.open(png).convert("RGB")), stamper.stamp(frame, f"{2 * number}s"))
+    assert not np.array_equal(stamper.stamp(sampled.pixels[6], "12s"), stamper.stamp(sampled.pixels[6], 6))
 
 
 # ------------------------------------------------------------------ without numbers
@@ -434,6 +472,8 @@ def test_didemo_outputs_are_named_by_hash(tmp_path):
 def test_default_output_folder_is_upstreams():
     assert pp.Settings().folder_name() == "videos_0.5FPS_number_red_40_br"
     assert pp.Settings(fps=1.0).folder_name() == "videos_1FPS_number_red_40_br"
+    assert pp.Settings(stamp_text="seconds").folder_name() == "videos_0.5FPS_seconds_red_40_br"
+    assert pp.Settings(style=None, stamp_text="seconds").folder_name() == "videos_0.5FPS"
 
 
 # ------------------------------------------------------------------ a crashing decoder
@@ -493,6 +533,7 @@ def test_no_argument_run_on_the_upstream_layout(tmp_path, sources):
 
 def test_no_argument_run_without_any_data(tmp_path):
     result = run_script("didemo", cwd=tmp_path)
-    assert result.returncode == 2
-    assert "none of the inputs exist" in result.stdout
+    assert result.returncode == 2  # bad input (numpro.cli_args): one line on stderr, no traceback
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("didemo.py: error: none of the inputs exist (data/didemo/train)")
     assert not (tmp_path / "data").exists()

@@ -92,7 +92,24 @@ def test_manga_command_and_its_errors(video, tmp_path, capsys):
     assert str(missing) in capsys.readouterr().err
     assert cli(["manga", str(video), "--output", str(tmp_path / "x.txt")]) == 2
     assert "unsupported image format" in capsys.readouterr().err
-    assert cli(["manga", str(video), "--output", str(tmp_path / "x.png"), "--fps", "0"]) == 2
+    with pytest.raises(SystemExit) as usage:  # a bad flag value is argparse's usage error
+        cli(["manga", str(video), "--output", str(tmp_path / "x.png"), "--fps", "0"])
+    assert usage.value.code == 2
+
+
+def test_manga_stamps_with_the_shared_style_flags(video, tmp_path):
+    """--position br, --font-size and --stamp_text seconds work here as in every command that stamps."""
+    out = tmp_path / "seconds.png"
+    assert cli(["manga", str(video), "--output", str(out), "--fps", "0.5", "--max_frames", "0", "--position", "br",
+                "--font-size", "30", "--color", "blue", "--stamp_text", "seconds"]) == 0
+    style = StampStyle(30, "blue", "bottom_right")
+    page = viz.draw_manga(video, tmp_path / "api.png", 0.5, None, viz.MANGA_COLS, style, "seconds")
+    saved = np.asarray(Image.open(out).convert("RGB"))
+    assert np.array_equal(saved, np.asarray(Image.open(tmp_path / "api.png").convert("RGB")))
+    sampled = read_sampled(video, 0.5)
+    assert page.numbers == sampled.numbers == [0, 1, 2]
+    for (x0, y0, x1, y1), frame, number in zip(page.boxes, sampled.pixels, sampled.numbers):
+        assert np.array_equal(saved[y0:y1, x0:x1], Stamper(style).stamp(frame, f"{2 * number}s"))  # k / 0.5 fps
 
 
 # ------------------------------------------------------------------------------ timelines

@@ -18,7 +18,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..timeline import DEFAULT_MAX_FRAMES, cap_frames
+from ..timeline import DEFAULT_MAX_FRAMES
 from .base import PreparedBatch, Preprocessor
 
 IMAGE_TOKEN = "<image>"
@@ -112,6 +112,10 @@ class LongVAPreprocessor(Preprocessor):
 
     `tensors`: input_ids (B, L) and attention_mask (B, L), left padded with the pad id;
     frames (sum T_i, 336, 336, 3) uint8, the videos one after another; frame_counts (B,).
+
+    The frames arrive already capped (numpro.frames.numbered_frames with the same max_frames):
+    capping here again would feed the model other frames than the ones sampled, dumped and
+    recorded, so a longer video is an error instead.
     """
 
     def __init__(self, tokenizer, clip: CLIPFrames | None = None, max_frames: int | None = DEFAULT_MAX_FRAMES):
@@ -123,6 +127,13 @@ class LongVAPreprocessor(Preprocessor):
 
     def render(self, text: str) -> str:
         return render_prompt(text)
+
+    def check_frame_count(self, count: int) -> None:
+        if count == 0:
+            raise ValueError("a video with no frames cannot be fed to LongVA")
+        if self.max_frames and count > self.max_frames:
+            raise ValueError(f"{count} frames given, but this LongVA model takes at most {self.max_frames} per video: "
+                             f"sample them with max_frames={self.max_frames} (numpro.frames.numbered_frames)")
 
     def token_ids(self, prompt: str) -> list[int]:
         return tokenizer_image_token(prompt, self.tokenizer)
@@ -142,10 +153,8 @@ class LongVAPreprocessor(Preprocessor):
             attention_mask[row, width - len(row_ids):] = 1
         clips = []
         for frames in videos:
-            frames = np.asarray(frames)
-            if len(frames) == 0:
-                raise ValueError("a video with no frames cannot be fed to LongVA")
-            clips.append(self.clip.geometry(frames[cap_frames(len(frames), self.max_frames)]))
+            self.check_frame_count(len(frames))
+            clips.append(self.clip.geometry(np.asarray(frames)))
         tensors = {
             "input_ids": input_ids,
             "attention_mask": attention_mask,
