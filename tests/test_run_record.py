@@ -246,3 +246,16 @@ def test_bad_model_paths_give_one_line_errors(tiny, tiny_longva, data, tmp_path,
     with pytest.raises(Exception, match="no such model folder"):  # --debug shows the traceback
         main(qwen2_vl_7b_mr.SPEC, args(tiny, data, tmp_path / "p.jsonl", "--model_path", str(tmp_path / "nope"),
                                        "--debug"))
+
+
+def test_eval_scripts_share_the_stamp_flags_and_aliases(tiny, data, dataset, tmp_path, capsys):
+    save = tmp_path / "br.jsonl"
+    assert main(qwen2_vl_7b_mr.SPEC, args(tiny, data, save, "--position", "tl", "--font-size", "30",
+                                          "--no_progress", "--limit", "1")) == 0
+    stamp = json.loads(run_record.record_path(save).read_text())["protocol"]["stamp"]
+    assert (stamp["position"], stamp["font_size"]) == ("top_left", 30)
+    # highlight answers name frames: time labels are refused there, clearly
+    hd = ["--gt_file", str(dataset / "qvh.jsonl"), "--video_dir", str(data[1]), "--model_path", str(tiny),
+          "--stamp_text", "seconds"]
+    assert main(qwen2_vl_7b_hd.SPEC, hd) == 2
+    assert "--stamp_text seconds is for moment retrieval" in capsys.readouterr().err

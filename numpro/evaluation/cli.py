@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import prompts
-from ..argtypes import nonnegative_int, positive_float, positive_int
+from ..argtypes import positive_float, positive_int
+from ..cli_args import add_flag, add_progress, add_sampling, add_stamp_style, add_workers, stamp_style
 from ..datasets.records import DataError
 from ..jsonio import JsonInputError
-from ..stamp import POSITIONS, StampStyle
 from ..video import BACKENDS
 from . import run_record
 from .runner import RunError, RunOptions, run
@@ -107,23 +107,12 @@ def _add_protocol_arguments(parser: argparse.ArgumentParser, spec: ScriptSpec) -
         protocol.add_argument("--instruction", default=None,
                               help="prepended to the question, no space; default: upstream's sentence about the "
                                    "red numbers (for --stamp_text seconds: that they give the time in seconds)")
-        protocol.add_argument("--stamp_text", default="number", choices=("number", "seconds"),
-                              help="draw each frame's number, or its time k/fps (e.g. 12s, 7.5s; paper Tab. 9): the "
-                                   "answer is then read in seconds")
     else:
         protocol.add_argument("--input_format", default=None,
                               help="full prompt template ({} = query); default: the model family's upstream prompt")
     protocol.add_argument("--no_numbers", action="store_true",
                           help="baseline: same frames without stamped numbers and without the instruction")
-    protocol.add_argument("--fps", type=positive_float, default=spec.fps, help="frames sampled per second")
-    protocol.add_argument("--size", type=positive_int, default=336, help="frames are resized to SIZE x SIZE")
-    protocol.add_argument("--max_frames", type=nonnegative_int, default=spec.max_frames,
-                          help="keep at most N frames (linspace), each with its own number; 0: no cap")
-    protocol.add_argument("--position", default="bottom_right", choices=POSITIONS)
-    protocol.add_argument("--font_size", type=positive_int, default=40)
-    protocol.add_argument("--color", default="red")
-    protocol.add_argument("--font", default=None, help="TrueType font (default: DejaVu Sans Bold from matplotlib)")
-    protocol.add_argument("--max_new_tokens", type=positive_int, default=spec.max_new_tokens)
+    add_flag(protocol, "--max_new_tokens", type=positive_int, default=spec.max_new_tokens)
     protocol.add_argument("--number_fraction", type=_fraction, default=1.0,
                           help="number only this fraction of the sampled frames (paper Fig. 7); the rest stay plain")
     protocol.add_argument("--number_sampling", default="uniform", choices=("uniform", "random"),
@@ -132,6 +121,9 @@ def _add_protocol_arguments(parser: argparse.ArgumentParser, spec: ScriptSpec) -
     protocol.add_argument("--video_io", default="exact", choices=("exact", "upstream"),
                           help="exact: the stamped frames go to the model as they are; upstream: first written "
                                "with OpenCV's mp4v and decoded again, as upstream's scripts did (lossy)")
+    add_sampling(parser, fps=spec.fps, max_frames=spec.max_frames)
+    # moment retrieval may show times instead of numbers (Tab. 9); highlight answers name frames
+    add_stamp_style(parser, title="number style" + ("" if spec.task == "mr" else " (--stamp_text number only)"))
     if spec.family is None and not spec.api_only:
         protocol.add_argument("--frame_rule", default="upstream", choices=("upstream", "plain"),
                               help="Qwen2-VL: upstream = the frames qwen-vl-utils 0.0.8 fed the paper's runs (an even "
@@ -149,8 +141,9 @@ def _add_speed_arguments(parser: argparse.ArgumentParser, spec: ScriptSpec) -> N
     speed = parser.add_argument_group("speed")
     speed.add_argument("--batch_size", type=positive_int, default=1,
                        help="queries per generate() call (left padding); API backend: requests sent together")
-    speed.add_argument("--workers", type=nonnegative_int, default=2, help="DataLoader processes decoding the next batches")
+    add_workers(speed, cap=2, what="DataLoader processes decoding the next batches")
     speed.add_argument("--backend", default="auto", choices=BACKENDS, help="video decoder")
+    add_progress(speed)
 
 
 
@@ -371,6 +364,9 @@ def _main(spec: ScriptSpec, args) -> int:
                              (Path(args.videos), "video folder", "--videos")]:
         if not path.exists():
             raise RunError(f"{what} not found: {path} (see data/README.md, or pass {flag})", exit_code=2)
+    if spec.task == "hd" and args.stamp_text != "number":
+        raise RunError("--stamp_text seconds is for moment retrieval (paper Tab. 9); highlight answers name frame "
+                       "numbers", exit_code=2)
     family = resolve_family(spec, args)
     options = RunOptions(
         annotations=Path(args.annotations),
@@ -380,16 +376,17 @@ def _main(spec: ScriptSpec, args) -> int:
         size=args.size,
         max_frames=args.max_frames or None,
         numbers=not args.no_numbers,
-        style=StampStyle(args.font_size, args.color, args.position, args.font),
+        style=stamp_style(args),
         batch_size=args.concurrency if family == "api" else args.batch_size,  # API: requests sent together
         max_new_tokens=args.max_new_tokens,
         limit=args.limit,
         workers=args.workers,
         backend=args.backend,
         dump_frames=args.dump_frames,
+        progress=not args.no_progress,
         video_io=args.video_io,
         number_fraction=args.number_fraction,
-        stamp_text=getattr(args, "stamp_text", "number"),
+        stamp_text=args.stamp_text,
         number_sampling=args.number_sampling,
         number_seed=args.number_seed,
         overwrite=args.overwrite,

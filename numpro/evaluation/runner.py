@@ -20,8 +20,9 @@ from tqdm import tqdm
 
 from .. import jsonio, timeline
 from ..metrics.report import default_out_path as metrics_path
-from ..stamp import Stamper, StampStyle
-from ..video import VIDEO_EXTENSIONS, VideoError, read_sampled
+from ..frames import numbered_frames
+from ..stamp import StampStyle
+from ..video import VIDEO_EXTENSIONS, VideoError
 from ..models.base import Answer
 from . import run_record as run_records
 from .tasks import Query
@@ -130,7 +131,6 @@ class BatchDataset:
         self.task = task
         self.options = options
         self.preprocessor = preprocessor
-        self._stamper = None
 
     def __len__(self) -> int:
         return len(self.units)
@@ -140,23 +140,23 @@ class BatchDataset:
         path = find_video(options.videos, name)
         if path is None:
             return None, "missing_video", f"{options.videos / name} not found", {}
+        key = Path(name).stem  # --number_sampling random: the choice depends on the video, not on the order
+
+        def positions(count: int):
+            return timeline.numbered_positions(count, options.number_fraction, options.number_sampling,
+                                               options.number_seed, key)
+
         try:
-            sampled = read_sampled(path, options.fps, options.size, options.backend, options.max_frames)
+            video = numbered_frames(path, options.fps, options.size, options.max_frames, options.backend,
+                                    options.style if options.numbers else None, options.stamp_text,
+                                    positions=positions)
         except VideoError as err:
             return None, "decode_error", str(err), {}
-        if not sampled.frames:
+        if not video.frames:
             return None, "empty_video", f"{path}: no frames to sample", {}
-        pixels, numbers, extra = sampled.pixels, list(sampled.numbers), {}
-        if options.numbers:
-            if self._stamper is None:
-                self._stamper = Stamper(options.style)
-            positions = timeline.numbered_positions(len(numbers), options.number_fraction, options.number_sampling,
-                                                    options.number_seed, Path(name).stem)
-            for position in positions:
-                label = timeline.frame_label(numbers[position], options.fps, options.stamp_text)
-                self._stamper.stamp(pixels[position], label, inplace=True)
-            if len(positions) < len(numbers):  # partial numbering: the record says which frames
-                extra["numbered_frames"] = [numbers[p] for p in positions]
+        pixels, numbers, extra = video.pixels, list(video.numbers), {}
+        if video.partial:  # partial numbering: the record says which frames carry their numbers
+            extra["numbered_frames"] = video.stamped_numbers
         if options.video_io == "upstream":
             from ..upstream_io import mp4v_round_trip
 
