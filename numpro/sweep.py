@@ -33,12 +33,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from PIL import ImageColor
-
 from . import paper
 from .argtypes import positive_int
+from .cli_args import parse_color, parse_position
 from .jsonio import JsonInputError, read_json, write_json
-from .stamp import POSITIONS, normalize_position
+from .stamp import POSITIONS
 
 # Flags the sweep sets itself for every style.
 OWN_FLAGS = ("--font_size", "--color", "--position", "--save_path", "--output_dir", "--output_name")
@@ -77,21 +76,6 @@ class Outcome:
     state: str  # "skipped" (already done), "done", "failed"
     reason: str = ""
     metrics: dict = field(default_factory=dict)
-
-
-def _color(text: str) -> str:
-    try:
-        ImageColor.getrgb(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"unknown colour {text!r} (a name such as red, or #rrggbb)") from None
-    return text
-
-
-def _position(text: str) -> str:
-    try:
-        return normalize_position(text)
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def _unique(values: list) -> list:
@@ -379,9 +363,9 @@ def register(subparsers, name: str, help_text: str) -> None:
     parser.add_argument("--script", required=True, metavar="FILE", help="the eval script, e.g. eval/qwen2_vl_7b_mr.py")
     parser.add_argument("--sizes", type=positive_int, nargs="+", default=[paper.DEFAULT_STYLE[0]], metavar="PX",
                         help="font sizes (default %(default)s)")
-    parser.add_argument("--colors", type=_color, nargs="+", default=[paper.DEFAULT_STYLE[1]], metavar="COLOR",
+    parser.add_argument("--colors", type=parse_color, nargs="+", default=[paper.DEFAULT_STYLE[1]], metavar="COLOR",
                         help="number colours (default %(default)s)")
-    parser.add_argument("--positions", type=_position, nargs="+", default=[paper.DEFAULT_STYLE[2]], metavar="POSITION",
+    parser.add_argument("--positions", type=parse_position, nargs="+", default=[paper.DEFAULT_STYLE[2]], metavar="POSITION",
                         help=f"positions: {', '.join(POSITIONS)} (default %(default)s)")
     parser.add_argument("--output", required=True, metavar="DIR",
                         help="folder of every style's predictions, run record, metrics and log, and the tables")

@@ -36,6 +36,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from ..argtypes import nonnegative_int, positive_float, positive_int
 from .api_images import (IMAGE_DETAILS, IMAGE_FORMATS, ApiPreprocessor, ApiRequest, ImageEncoding,
                          abbreviate_images, estimate_prompt_tokens)
+from ..cli_args import flag_names
 from .base import Answer, PreparedBatch, VideoLanguageModel
 
 OPENAI_BASE_URL = "https://api.openai.com/v1"
@@ -49,7 +50,7 @@ MAX_ERROR_CHARS = 600
 # ----- command line -----------------------------------------------------------------------------
 
 def _flag(name: str) -> list[str]:
-    return [f"--{name}"] + ([f"--{name.replace('_', '-')}"] if "_" in name else [])
+    return flag_names(f"--{name}")
 
 
 def add_arguments(parser: argparse.ArgumentParser, *, api_only: bool) -> argparse._ArgumentGroup:
