@@ -1,9 +1,13 @@
-"""Reading JSON / JSON Lines record files and appending to JSON Lines, with errors that say where.
+"""Reading JSON / JSON Lines record files and writing them, with errors that say where.
 
 `read_records` accepts either a JSON list (upstream's result files) or JSON Lines (ours, the
 QVHighlights files) and tells them apart by the first non-blank character. `JsonlWriter`
 appends one record per line and flushes each, so a killed run loses at most the line it was
 writing; on opening it drops such a half-written last line so that it is never read as a record.
+`write_json` and `write_jsonl` replace a whole file atomically.
+
+`JsonInputError` is the package's one error for malformed input files (the annotation tools know
+it as `datasets.records.DataError`).
 """
 
 from __future__ import annotations
@@ -15,7 +19,8 @@ from typing import Any, Iterable, Iterator
 
 
 class JsonInputError(ValueError):
-    """A file that is not the JSON we expect; the message names the file and line."""
+    """Malformed input: a file that is not what we expect. The message names the file, the line
+    or record, and the field."""
 
 
 def _to_builtin(obj: Any) -> Any:
@@ -64,23 +69,28 @@ def iter_jsonl(path: str | os.PathLike, *, allow_partial_tail: bool = False) -> 
             raise JsonInputError(f"{path}: line {number}, column {err.colno}: invalid JSON ({err.msg}){hint}") from None
 
 
-def read_records(path: str | os.PathLike, *, allow_partial_tail: bool = False) -> list[dict]:
-    """Records (JSON objects) from a JSON list or a JSON Lines file, detected by content."""
+def located_records(path: str | os.PathLike, *, allow_partial_tail: bool = False) -> list[tuple[str, dict]]:
+    """(position, record) for each record (JSON object) of a JSON list or a JSON Lines file,
+    detected by content; the position ("line 3" or "record 3") is what error messages name."""
     path = Path(path)
     text = _read_text(path, allow_partial_tail=allow_partial_tail)
     if text.lstrip().startswith("["):
         data = read_json(path)
         if not isinstance(data, list):
             raise JsonInputError(f"{path}: expected a JSON list of records")
-        records = list(enumerate(data, start=1))
-        where = "record"
+        records = [(f"record {number}", record) for number, record in enumerate(data, start=1)]
     else:
-        records = list(iter_jsonl(path, allow_partial_tail=allow_partial_tail))
-        where = "line"
+        lines = iter_jsonl(path, allow_partial_tail=allow_partial_tail)
+        records = [(f"line {number}", record) for number, record in lines]
     for position, record in records:
         if not isinstance(record, dict):
-            raise JsonInputError(f"{path}: {where} {position}: expected a JSON object, got {type(record).__name__}")
-    return [record for _, record in records]
+            raise JsonInputError(f"{path}: {position}: expected a JSON object, got {type(record).__name__}")
+    return records
+
+
+def read_records(path: str | os.PathLike, *, allow_partial_tail: bool = False) -> list[dict]:
+    """Records (JSON objects) from a JSON list or a JSON Lines file, detected by content."""
+    return [record for _, record in located_records(path, allow_partial_tail=allow_partial_tail)]
 
 
 def write_json(path: str | os.PathLike, data: Any, *, indent: int = 2) -> None:
@@ -89,6 +99,19 @@ def write_json(path: str | os.PathLike, data: Any, *, indent: int = 2) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(data, ensure_ascii=False, indent=indent, default=_to_builtin) + "\n", encoding="utf-8")
     os.replace(tmp, path)
+
+
+def write_jsonl(path: str | os.PathLike, records: Iterable[Any]) -> Path:
+    """Write records as a JSON Lines file atomically (temporary file, then rename), so a
+    half-written file never takes the place of a finished one; parent folders are created."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as handle:
+        for record in records:
+            handle.write(dumps_line(record) + "\n")
+    os.replace(tmp, path)
+    return path
 
 
 class JsonlWriter:

@@ -315,7 +315,6 @@ class _ShortVideo(Exception):
         super().__init__(available)
 
 
-_PROBES = {"decord": _probe_decord, "pyav": _probe_pyav, "opencv": _probe_opencv}
 _DECODERS = {"decord": _decode_decord, "pyav": _decode_pyav, "opencv": _decode_opencv}
 
 

@@ -7,7 +7,7 @@ import pytest
 
 from numpro import synthetic
 from numpro.datasets import check
-from numpro.datasets.check import CUT, MISMATCH, MISSING, UNREADABLE, Options
+from numpro.datasets.check import CUT, INVALID, MISMATCH, MISSING, UNREADABLE, Options
 from numpro.datasets.records import PAST_END, REVERSED
 
 
@@ -48,11 +48,11 @@ def write(tmp_path, data, name="test.json"):
 def test_moment_file(tmp_path, folder):
     options = Options(video_folder=str(folder), workers=2, progress=False)  # worker processes
     report = check.check(write(tmp_path, MOMENTS), options=options)
-    tally = report.tallies[check.GENERIC]
+    tally = report.tallies[check.NO_SOURCE]
     assert report.format == "moments"
-    assert report.videos[check.GENERIC] == 6 and report.found[check.GENERIC] == 5
-    assert report.renamed[check.GENERIC] == 2
-    assert tally[MISSING] == 1 and report.missing[check.GENERIC] == ["missing.mp4"]
+    assert report.videos[check.NO_SOURCE] == 6 and report.found[check.NO_SOURCE] == 5
+    assert report.renamed[check.NO_SOURCE] == 2
+    assert tally[MISSING] == 1 and report.missing[check.NO_SOURCE] == ["missing.mp4"]
     assert tally[UNREADABLE] == 1 and "broken.mp4" in tally.examples[UNREADABLE][0]
     assert tally[MISMATCH] == 1 and "short.mp4" in tally.examples[MISMATCH][0]
     assert tally[REVERSED] == 1 and tally[PAST_END] == 1
@@ -71,7 +71,7 @@ def test_clean_file(tmp_path, folder):
 
 def test_without_a_folder_only_annotations_are_checked(tmp_path):
     report = check.check(write(tmp_path, MOMENTS), options=Options(progress=False))
-    assert report.found[check.GENERIC] is None and report.problems == {REVERSED: 1, PAST_END: 1}
+    assert report.found[check.NO_SOURCE] is None and report.problems == {REVERSED: 1, PAST_END: 1}
     table = check.render(report)
     assert "not given: videos not checked" in table
     assert [line.split()[-1] for line in table.splitlines() if line.strip().startswith("videos missing")] == ["-"]
@@ -113,17 +113,39 @@ def test_training_file(tmp_path, clips):
     options = Options(source_folders={"anet": str(clips), "internvid": str(tmp_path / "none")}, progress=False)
     report = check.check(write(tmp_path, data, "train_sft.json"), options=options)
     assert report.format == "training"
-    assert report.columns == ["anet", "internvid", check.GENERIC]
+    assert report.columns == ["anet", "internvid", check.NO_SOURCE]
     anet, internvid, generic = (report.tallies[c] for c in report.columns)
     assert anet[CUT] == 1 and "record 1 (long): 30 frames" in anet.examples[CUT][0]
     assert anet[PAST_END] == 1 and anet[REVERSED] == 1 and anet[MISSING] == 1
     assert internvid["video folders missing"] == 1 and internvid[MISSING] == 1
     assert generic[CUT] == 1  # 35 frames from the 70 s duration
     table = check.render(report, options)
-    assert "answers cut by the token cap (4096)" in table and "total" in table
+    assert "answer cut by the cap (4096)" in table and "total" in table
     # A bigger cap keeps every answer.
     options.model_max_length = 8192
     assert CUT not in check.check(write(tmp_path, data, "train_sft.json"), options=options).problems
+
+
+def test_conversations_training_cannot_use_are_counted_by_its_reason(tmp_path, clips):
+    gpt_first = sample("clip", "From 1 to 2.")
+    gpt_first["conversations"].reverse()
+    two_images = sample("clip", "From 1 to 2.")
+    two_images["conversations"][0]["value"] = "<image>\n<image>\nWhen?"
+    data = [sample("clip", "From 1 to 2."), gpt_first, two_images]
+    options = Options(source_folders={"anet": str(clips)}, progress=False)
+    report = check.check(write(tmp_path, data, "train_sft.json"), options=options)
+    tally = report.tallies["anet"]
+    assert report.problems == {INVALID: 2}
+    assert [example.split(":")[:2] for example in tally.examples[INVALID]] == [
+        ["record 2 (clip)", " first turn not human"], ["record 3 (clip)", " several <image>"]]
+    table = check.render(report, options)
+    assert "conversation invalid" in table and "token counts estimated" in table
+
+
+def test_a_malformed_training_record_stops_with_its_place(tmp_path):
+    data = [sample("clip", "From 1 to 2."), {"video": "x", "conversations": [{"from": "human"}]}]
+    with pytest.raises(check.DataError, match=r"train_sft.json: record 2, turn 0: missing field 'value'"):
+        check.check(write(tmp_path, data, "train_sft.json"), options=Options(progress=False))
 
 
 @pytest.mark.parametrize(

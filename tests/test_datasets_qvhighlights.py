@@ -74,5 +74,15 @@ def test_bad_line_and_duplicates(tmp_path):
         qvhighlights.read(write(tmp_path, raw=json.dumps(line()) + "\n{oops\n"))
     with pytest.raises(DataError, match="line 2: duplicate qid '1'"):
         qvhighlights.read(write(tmp_path, line(), line()))
-    with pytest.raises(DataError, match="line 1: expected a JSON object"):
-        qvhighlights.read(write(tmp_path, raw="[1, 2]\n"))
+    with pytest.raises(DataError, match="line 2: expected a JSON object"):
+        qvhighlights.read(write(tmp_path, raw=json.dumps(line()) + "\n[1, 2]\n"))
+
+
+def test_a_json_list_is_read_too(tmp_path):
+    records = [line(), line(qid=2)]
+    path = tmp_path / "val.json"
+    path.write_text(json.dumps(records))
+    assert qvhighlights.read(path).records == records
+    path.write_text(json.dumps([line(), line()]))
+    with pytest.raises(DataError, match=r"val.json: record 2: duplicate qid '1' \(first at .*val.json: record 1\)"):
+        qvhighlights.read(path)

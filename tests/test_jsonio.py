@@ -1,11 +1,21 @@
-"""Reading JSON / JSON Lines records and appending JSON Lines."""
+"""Reading JSON / JSON Lines records, appending JSON Lines and writing whole files atomically."""
 
 import json
 
 import numpy as np
 import pytest
 
-from numpro.jsonio import JsonInputError, JsonlWriter, append_jsonl, iter_jsonl, read_json, read_records, write_json
+from numpro.jsonio import (
+    JsonInputError,
+    JsonlWriter,
+    append_jsonl,
+    iter_jsonl,
+    located_records,
+    read_json,
+    read_records,
+    write_json,
+    write_jsonl,
+)
 
 
 def test_detects_list_and_lines(tmp_path):
@@ -83,3 +93,20 @@ def test_write_json_roundtrip(tmp_path):
     write_json(path, {"a": np.int64(3)})
     assert read_json(path) == {"a": 3}
     assert not (tmp_path / "m.json.tmp").exists()
+
+
+def test_write_jsonl_replaces_the_file_atomically(tmp_path):
+    path = tmp_path / "sub" / "out.jsonl"
+    write_jsonl(path, [{"id": 1, "score": np.float32(0.5)}, {"id": 2, "text": "é"}])
+    assert read_records(path) == [{"id": 1, "score": 0.5}, {"id": 2, "text": "é"}]
+    write_jsonl(path, [{"id": 3}])  # a rewrite replaces, never appends
+    assert path.read_text(encoding="utf-8") == '{"id": 3}\n' and not (path.parent / "out.jsonl.tmp").exists()
+
+
+def test_located_records_name_the_line_or_the_record(tmp_path):
+    lines = tmp_path / "a.jsonl"
+    lines.write_text('{"id": 1}\n\n{"id": 2}\n')
+    assert located_records(lines) == [("line 1", {"id": 1}), ("line 3", {"id": 2})]
+    listed = tmp_path / "a.json"
+    listed.write_text('[{"id": 1}, {"id": 2}]')
+    assert [position for position, _ in located_records(listed)] == ["record 1", "record 2"]

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -20,6 +21,11 @@ def run(script, *args):
         [sys.executable, str(REPO / "eval" / script), *map(str, args)],
         capture_output=True, text=True, cwd=REPO, timeout=120,
     )
+
+
+def gt_line(qid, duration, ids, scores, windows):
+    return {"qid": qid, "query": "q", "duration": duration, "vid": f"v{qid}", "relevant_clip_ids": ids,
+            "saliency_scores": scores, "relevant_windows": windows}
 
 
 @pytest.mark.parametrize("script", ["metrics_mr.py", "metrics_hd.py"])
@@ -69,8 +75,8 @@ def test_mr_bad_input_names_file_and_line(tmp_path):
 def test_hd_records_and_missing_queries(tmp_path):
     gt = tmp_path / "gt.jsonl"
     gt.write_text("".join(json.dumps(r) + "\n" for r in [
-        {"qid": 1, "duration": 8, "relevant_clip_ids": [1], "saliency_scores": [[4, 4, 4]], "relevant_windows": [[2, 4]]},
-        {"qid": 2, "duration": 4, "relevant_clip_ids": [1], "saliency_scores": [[4, 4, 4]], "relevant_windows": [[2, 4]]},
+        gt_line(1, 8, [1], [[4, 4, 4]], [[2, 4]]),
+        gt_line(2, 4, [1], [[4, 4, 4]], [[2, 4]]),
     ]))
     pred = tmp_path / "hd.jsonl"
     answer = "The highlight frames are in the 1 frames. Their saliency scores are 4.5."
@@ -87,11 +93,32 @@ def test_hd_records_and_missing_queries(tmp_path):
 
 def test_hd_bad_gt_names_the_line(tmp_path):
     gt = tmp_path / "gt.jsonl"
-    gt.write_text('{"qid": 1, "duration": 4, "relevant_clip_ids": [5], "saliency_scores": [[1, 1, 1]]}\n')
+    gt.write_text(json.dumps(gt_line(1, 4, [5], [[1, 1, 1]], [[10, 12]])) + "\n")
     pred = tmp_path / "p.jsonl"
     pred.write_text('{"qid": 1, "pred_saliency_scores": [0.1, 0.2]}\n')
     result = run("metrics_hd.py", "--pred", pred, "--gt", gt, "--out", tmp_path / "m.json")
     assert result.returncode == 2 and "gt.jsonl: line 1" in result.stderr and "outside" in result.stderr
+
+
+@pytest.mark.parametrize("second, message", [
+    (gt_line(1, 8, [1], [[1, 1, 1]], [[2, 4]]), "gt.jsonl: line 2: duplicate qid '1'"),
+    (gt_line(2, 8, [1], [[1, 7, 1]], [[2, 4]]), "gt.jsonl: line 2 (qid 2): field 'saliency_scores' holds 7"),
+])
+def test_a_bad_gt_is_rejected_alike_by_the_metric_the_runner_and_the_data_tool(tmp_path, second, message):
+    from numpro.datasets import qvhighlights
+    from numpro.jsonio import JsonInputError
+
+    gt = tmp_path / "gt.jsonl"
+    gt.write_text("".join(json.dumps(r) + "\n" for r in [gt_line(1, 8, [1], [[4, 4, 4]], [[2, 4]]), second]))
+    pred = tmp_path / "p.jsonl"
+    pred.write_text('{"qid": 1, "pred_saliency_scores": [0.1, 0.2, 0.3, 0.4]}\n')
+    metric = run("metrics_hd.py", "--pred", pred, "--gt", gt, "--out", tmp_path / "m.json")
+    tool = subprocess.run([sys.executable, "-m", "numpro", "data", "qvhighlights", "--annotations", str(gt)],
+                          capture_output=True, text=True, cwd=REPO, timeout=120)
+    for result in (metric, tool):
+        assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
+    with pytest.raises(JsonInputError, match=re.escape(message)):
+        qvhighlights.read(gt)  # the evaluation runner's reader
 
 
 # Official scorer's results on its own sample (moment_detr standalone_eval, sample_val_preds.jsonl

@@ -142,7 +142,7 @@ def gt_record(qid, duration, ids, scores, windows=None):
 
 
 GT_RECORDS = [
-    gt_record(1, 8, [0, 1, 2], GT[:3].tolist()),  # duration 8: 4 clips, as GT above
+    gt_record(1, 8, [0, 1, 2], GT[:3].astype(int).tolist()),  # duration 8: 4 clips, as GT above
     gt_record(2, 4, [1], [[4, 4, 4]]),  # 2 clips: clip 1 positive for everyone
 ]
 
@@ -276,3 +276,17 @@ def test_windows_in_records_turn_on_moment_metrics():
     m = evaluate_hd_records(records, GT_RECORDS).metrics
     # query 1 perfect, query 2 (missing) fails: full mAP 1/2, R1 1/2
     assert m["MR-full-mAP"] == 50.0 and m["MR-full-R1@0.7"] == 50.0 and m["n_missing"] == 1
+
+
+def test_a_bad_record_fps_is_an_error_not_the_default():
+    answer = "The highlight frames are 0. Their saliency scores are 0.9"
+    for fps, message in ((0, "fps must be positive"), ("fast", "field 'fps' must be a number")):
+        with pytest.raises(JsonInputError, match=rf"record 1 \(qid 1\): {message}"):
+            evaluate_hd_records([{"qid": 1, "fps": fps, "response": answer}], GT_RECORDS[:1])
+
+
+def test_the_ground_truth_is_validated_by_the_qvhighlights_reader():
+    with pytest.raises(JsonInputError, match=r"ground truth: record 2: duplicate qid '1'"):
+        evaluate_hd_records([], GT_RECORDS[:1] * 2)
+    with pytest.raises(JsonInputError, match="holds 7, outside 0..4"):
+        evaluate_hd_records([], [gt_record(1, 8, [0], [[7, 0, 0]])])

@@ -292,6 +292,35 @@ def test_preflight_stops_when_nothing_is_left_or_when_strict(report, data, model
         preflight.check(nothing)
 
 
+def test_data_check_with_the_tokenizer_judges_as_the_preflight_scan(tiny, data, model, tmp_path, capsys):
+    from numpro import cli
+    from numpro.datasets import check
+    from numpro.training import eligibility
+
+    # `numpro data check` stops on a record without a video field, which the scan skips and counts.
+    samples = [s for s in preflight.read_samples(data / "train_sft.json") if "video" in s]
+    path = tmp_path / "train_sft.json"
+    path.write_text(json.dumps(samples))
+    tokenizer = eligibility.load_tokenizer(tiny)
+    boundary = preflight.scan(path, folders(data), model.tokenizer, CAP, progress=False).kept[0].tokens
+    for cap in (boundary, boundary - 1):  # exact at the boundary, as the scan
+        scan = preflight.scan(path, folders(data), model.tokenizer, cap, progress=False)
+        options = check.Options(source_folders={"anet": str(data / "anet")}, tokenizer=tokenizer,
+                                model_max_length=cap, progress=False, examples=50)
+        tally = check.check(path, options=options).tallies["anet"]
+        skipped = {kind: {f"record {s.index + 1} ({s.video}): {s.detail.split(' > ')[0]}"
+                          for s in scan.skipped if s.reason == kind and s.source == "anet"}
+                   for kind in (preflight.CUT, preflight.INVALID)}
+        assert set(tally.examples.get(check.CUT, [])) == skipped[preflight.CUT]
+        assert {e.split(":")[0] for e in tally.examples[check.INVALID]} == {
+            label.split(":")[0] for label in skipped[preflight.INVALID]}
+    assert cli.main(["data", "check", "--annotations", str(path), "--anet_video_folder", str(data / "anet"),
+                     "--tokenizer", str(tiny), "--model_max_length", str(boundary - 1), "--no_progress",
+                     "--strict"]) == 1
+    out = capsys.readouterr().out
+    assert f"answer cut by the cap ({boundary - 1})" in out and "token counts exact" in out
+
+
 # ---------------------------------------------------------------------- dataset
 def test_dataset_feeds_every_frame_of_the_clip_and_caps_by_linspace(model, data):
     samples = preflight.read_samples(data / "train_sft.json")

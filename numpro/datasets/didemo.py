@@ -22,9 +22,9 @@ from __future__ import annotations
 import re
 from collections import Counter
 from pathlib import Path
-from typing import Iterable, NamedTuple
+from typing import Any, Iterable, NamedTuple
 
-from .records import Conversion, DataError, Tally, check_type, load_json, moment, need, text, where
+from .records import Conversion, DataError, Tally, check_type, load_list, moment, need, text, where
 
 _FLICKR_NAME = re.compile(r"^\d+@N\d+_(\d+)(?:_[0-9a-f]+)?$")  # owner@N0x_<id>_<secret>
 SEGMENT_SECONDS = 5.0
@@ -100,6 +100,55 @@ def _lookup(durations: dict[str, float] | None, *names: str) -> float | None:
     return None
 
 
+class _Query(NamedTuple):
+    id: str
+    video: str  # the name in the annotation
+    query: str
+    segments: int  # num_segments
+    vote: Consensus
+
+
+def _read_query(entry: Any, at: str) -> _Query:
+    annotation_id = need(entry, "annotation_id", (int, str), at)
+    at = f"{at} (annotation_id {annotation_id})"
+    original = text(entry, "video", at)
+    query = text(entry, "description", at)
+    segments = entry.get("num_segments", DEFAULT_SEGMENTS)
+    check_type(segments, "num_segments", int, at)
+    if not 0 < segments <= MAX_SECONDS / SEGMENT_SECONDS:
+        raise DataError(f"{at}: field 'num_segments' must be 1..6, got {segments!r}")
+    return _Query(str(annotation_id), original, query, segments, consensus(_times(entry, at)))
+
+
+def _video_name(original: str, hashes: dict[str, str] | None, extension: str, tally: Tally) -> str:
+    """`<hash>.mp4`, or the original name when there is no mapping or the video is not in it."""
+    if hashes is None:
+        return original
+    digest = hashes.get(flickr_id(original))
+    if digest is None:
+        tally.add("videos not in the hash file (original name kept)", original)
+        return original
+    return digest + extension
+
+
+def _timed_record(q: _Query, video: str, known: float | None, tally: Tally) -> dict:
+    """The record in seconds: the consensus span against the real duration, else num_segments * 5 s."""
+    span = q.vote.span
+    duration = known if known is not None else q.segments * SEGMENT_SECONDS
+    start, end = to_seconds(span)
+    if span[1] < span[0]:
+        tally.add("consensus spans with end < start (kept)", f"{q.id} segments {list(span)}")
+    elif span[1] >= q.segments:
+        tally.add("spans past num_segments (end clamped)", f"{q.id} segments {list(span)} of {q.segments}")
+    if end > duration:
+        if known is not None and span[1] < q.segments:
+            tally.add("ends clamped to the real video length", f"{q.id} {end:g} -> {duration:g}")
+        end = duration
+    if start >= duration:
+        tally.add("starts at or past the video length (kept)", f"{q.id} start {start:g} >= {duration:g}")
+    return moment(q.id, video, q.query, start, end, duration)
+
+
 def convert(
     annotations: str | Path | Iterable[str | Path],
     hashes: dict[str, str] | None,
@@ -118,52 +167,20 @@ def convert(
     real = 0  # queries whose video's real duration was known
     ties = 0
     for path in paths:
-        data = load_json(path)
-        if not isinstance(data, list):
-            raise DataError(f"{path}: expected a JSON list of queries, got {type(data).__name__}")
-        for number, entry in enumerate(data, 1):
+        for number, entry in enumerate(load_list(path, "queries"), 1):
             at = where(path, f"record {number}")
-            annotation_id = need(entry, "annotation_id", (int, str), at)
-            at = f"{at} (annotation_id {annotation_id})"
-            original = text(entry, "video", at)
-            query = text(entry, "description", at)
-            segments = entry.get("num_segments", DEFAULT_SEGMENTS)
-            check_type(segments, "num_segments", int, at)
-            if not 0 < segments <= MAX_SECONDS / SEGMENT_SECONDS:
-                raise DataError(f"{at}: field 'num_segments' must be 1..6, got {segments!r}")
-            span, reversed_votes, tied = consensus(_times(entry, at))
-            ties += tied
-            id_ = str(annotation_id)
-            if id_ in seen:
-                raise DataError(f"{at}: duplicate annotation_id (first in {seen[id_]})")
-            seen[id_] = at
-
-            digest = None if hashes is None else hashes.get(flickr_id(original))
-            if hashes is None:
-                video = original
-            elif digest is None:
-                tally.add("videos not in the hash file (original name kept)", original)
-                video = original
-            else:
-                video = digest + extension
-            if reversed_votes:
-                tally.add("annotator spans with end < start (left out of the vote)", f"{id_} {original}", reversed_votes)
-
-            known = _lookup(durations, video, Path(video).stem, original, Path(original.rstrip(".")).stem)
-            duration = known if known is not None else segments * SEGMENT_SECONDS
+            q = _read_query(entry, at)
+            if q.id in seen:
+                raise DataError(f"{at} (annotation_id {q.id}): duplicate annotation_id (first in {seen[q.id]})")
+            seen[q.id] = f"{at} (annotation_id {q.id})"
+            ties += q.vote.tied
+            video = _video_name(q.video, hashes, extension, tally)
+            if q.vote.left_out:
+                tally.add("annotator spans with end < start (left out of the vote)", f"{q.id} {q.video}",
+                          q.vote.left_out)
+            known = _lookup(durations, video, Path(video).stem, q.video, Path(q.video.rstrip(".")).stem)
             real += known is not None
-            start, end = to_seconds(span)
-            if span[1] < span[0]:
-                tally.add("consensus spans with end < start (kept)", f"{id_} segments {list(span)}")
-            elif span[1] >= segments:
-                tally.add("spans past num_segments (end clamped)", f"{id_} segments {list(span)} of {segments}")
-            if end > duration:
-                if known is not None and span[1] < segments:
-                    tally.add("ends clamped to the real video length", f"{id_} {end:g} -> {duration:g}")
-                end = duration
-            if start >= duration:
-                tally.add("starts at or past the video length (kept)", f"{id_} start {start:g} >= {duration:g}")
-            records.append(moment(id_, video, query, start, end, duration))
+            records.append(_timed_record(q, video, known, tally))
     notes = [f"consensus: the most frequent span; {ties} ties went to the earliest span"]
     if durations is None:
         notes += ["durations are num_segments * 5 s (an upper bound); pass the videos for real lengths"]

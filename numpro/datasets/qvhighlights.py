@@ -1,6 +1,8 @@
 """QVHighlights: read and validate the official JSON Lines annotation (`highlight_val_release.jsonl`).
 
-The highlight-detection evaluation uses the file as it is; this module only checks it. Each line
+The one reader of the ground truth: the evaluation runner, eval/metrics_hd.py and `numpro data
+qvhighlights` all validate through it, so a file one rejects every one rejects. The records are
+used as they are; this module only checks them. Each line
 holds `qid, query, duration, vid` and, except in the test split, `relevant_clip_ids`,
 `saliency_scores` (three annotators' 0..4 scores per relevant clip) and `relevant_windows`.
 Videos are `<vid>.mp4`; clip k covers seconds [2k, 2k + 2).
@@ -13,8 +15,9 @@ int(duration / 2), clip ids that do not match the windows) are counted and kept.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, Iterable
 
-from .. import jsonio, timeline
+from .. import jsonio, protocol, timeline
 from .records import NUMBER, Conversion, DataError, Tally, check_type, need, text, where
 
 LABELLED = ("relevant_clip_ids", "saliency_scores", "relevant_windows")
@@ -78,29 +81,37 @@ def validate(record: dict, at: str, tally: Tally) -> dict:
             tally.add("windows with end <= start", f"qid {qid} [{start:g}, {end:g}]")
         if start < 0 or end > duration:
             tally.add("windows outside the video", f"qid {qid} [{start:g}, {end:g}] of {duration:g} s")
-        covered.update(range(int(start / timeline.CLIP_SECONDS), int(end / timeline.CLIP_SECONDS)))
+        covered.update(range(int(start / protocol.CLIP_SECONDS), int(end / protocol.CLIP_SECONDS)))
     if covered != set(clip_ids):
         tally.add("clip ids that do not match the windows", f"qid {qid}")
     return record
 
 
-def read(path: str | Path) -> Conversion:
-    """All lines of a QVHighlights annotation file, validated; qids must be unique."""
-    path = Path(path)
+def validate_all(located: Iterable[tuple[str, Any]]) -> Conversion:
+    """Validate (position, record) pairs, the position naming the record in errors
+    ('val.jsonl: line 3'); qids must be unique. Every reader of the ground truth comes here: the
+    evaluation runner, the metric script and `numpro data qvhighlights`."""
     tally = Tally()
     records = []
-    seen: dict[str, int] = {}
-    try:
-        for line_no, record in jsonio.iter_jsonl(path):
-            at = where(path, f"line {line_no}")
-            if not isinstance(record, dict):
-                raise DataError(f"{at}: expected a JSON object, got {type(record).__name__}")
-            validate(record, at, tally)
-            key = str(record["qid"])
-            if key in seen:
-                raise DataError(f"{at}: duplicate qid {key!r} (first on line {seen[key]})")
-            seen[key] = line_no
-            records.append(record)
-    except jsonio.JsonInputError as exc:
-        raise DataError(str(exc)) from None
+    seen: dict[str, str] = {}
+    for at, record in located:
+        if not isinstance(record, dict):
+            raise DataError(f"{at}: expected a JSON object, got {type(record).__name__}")
+        validate(record, at, tally)
+        key = str(record["qid"])
+        if key in seen:
+            raise DataError(f"{at}: duplicate qid {key!r} (first at {seen[key]})")
+        seen[key] = at
+        records.append(record)
     return Conversion(records, tally)
+
+
+def located(path: str | Path) -> list[tuple[str, dict]]:
+    """The file's records, each with the position errors name ('val.jsonl: line 3'); JSON Lines
+    as released, or a JSON list."""
+    return [(where(path, position), record) for position, record in jsonio.located_records(path)]
+
+
+def read(path: str | Path) -> Conversion:
+    """All records of a QVHighlights annotation file, validated; qids must be unique."""
+    return validate_all(located(path))

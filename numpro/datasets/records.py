@@ -6,9 +6,10 @@ A moment-retrieval test file is a JSON list of
 `video` a file name relative to the video folder.
 
 Policy: malformed input (bad JSON, a missing or mistyped field) stops with a `DataError` naming
-the file, the line or record and the field. Odd but well-formed data (an end past the video's
-length, a reversed span) is kept as it is and counted in a `Tally`, so nothing is silently fixed
-or dropped.
+the file, the line or record and the field; it is the package's one input error
+(jsonio.JsonInputError), so every tool reports a bad file the same way. Odd but well-formed
+data (an end past the video's length, a reversed span) is kept as it is and counted in a
+`Tally`, so nothing is silently fixed or dropped.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ from typing import Any, Iterable
 
 from .. import jsonio
 
-MOMENT_FIELDS = ("id", "video", "query", "start_time", "end_time", "duration")
 # Times are decimals written by people (113.26 s against a duration of 113.25999999999999):
 # differences below this are float noise, not anomalies.
 TIME_EPS = 1e-6
@@ -30,8 +30,8 @@ PAST_END = "ends past the video length"
 SPAN_KINDS = (REVERSED, BEFORE_ZERO, PAST_END)
 
 
-class DataError(ValueError):
-    """Malformed annotation input; the message names the file, the line or record, and the field."""
+# Malformed annotation input; the message names the file, the line or record, and the field.
+DataError = jsonio.JsonInputError
 
 
 def where(path: str | Path, position: str) -> str:
@@ -147,10 +147,7 @@ def validate_moment(record: Any, at: str) -> dict:
 
 def read_moments(path: str | Path) -> list[dict]:
     """A NumPro moment-retrieval file (JSON list or JSON Lines), validated; ids must be unique."""
-    try:
-        records = jsonio.read_records(path)
-    except jsonio.JsonInputError as exc:
-        raise DataError(str(exc)) from None
+    records = jsonio.read_records(path)
     seen: dict[str, int] = {}
     for number_, record in enumerate(records, 1):
         validate_moment(record, where(path, f"record {number_}"))
@@ -170,11 +167,16 @@ def write_records(path: str | Path, records: Iterable[dict]) -> Path:
 
 
 def load_json(path: str | Path) -> Any:
-    """A whole JSON document; any reading problem becomes a DataError naming the file and line."""
-    try:
-        return jsonio.read_json(path)
-    except jsonio.JsonInputError as exc:
-        raise DataError(str(exc)) from None
+    """A whole JSON document; any reading problem is a DataError naming the file and line."""
+    return jsonio.read_json(path)
+
+
+def load_list(path: str | Path, what: str = "records") -> list:
+    """A JSON document that must be a list (of `what`, named in the error)."""
+    data = jsonio.read_json(path)
+    if not isinstance(data, list):
+        raise DataError(f"{path}: expected a JSON list of {what}, got {type(data).__name__}")
+    return data
 
 
 @dataclass

@@ -12,11 +12,12 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, NamedTuple
 
 from .. import video
 from ..parallel import run_parallel
 
+PROBE_WORKERS_CAP = 8  # default processes probing videos: probing is I/O bound, more only contend for the disk
 _EXTENSION_RANK = {ext: rank for rank, ext in enumerate(video.VIDEO_EXTENSIONS)}
 
 
@@ -36,7 +37,7 @@ def aliases(stem: str) -> list[str]:
 
 
 @dataclass(frozen=True)
-class Found:
+class Located:
     path: Path
     exact: bool  # found under the very name expected (no other extension or prefix)
 
@@ -68,42 +69,50 @@ class VideoIndex:
     def __len__(self) -> int:
         return len(self.by_stem)
 
-    def find(self, name: str, expected: str | None = None) -> Found | None:
+    def find(self, name: str, expected: str | None = None) -> Located | None:
         """Locate `name`; `expected` is the exact file name a consumer will open (default: name)."""
         expected = expected or name
         if expected in self.by_name:
-            return Found(self.by_name[expected], True)
+            return Located(self.by_name[expected], True)
         if name in self.by_name:
-            return Found(self.by_name[name], False)
+            return Located(self.by_name[name], False)
         stem, _ = split_name(name)
         for candidate in aliases(stem):
             if candidate in self.by_stem:
-                return Found(self.by_stem[candidate], False)
+                return Located(self.by_stem[candidate], False)
         return None
 
 
-def probe_duration(path: str) -> float:
-    """Duration in seconds (module-level: it runs in worker processes)."""
+class VideoLength(NamedTuple):
+    duration: float  # seconds
+    frames: int
+
+
+def probe_length(job: tuple[str, str]) -> VideoLength:
+    """(path, backend) -> the video's length (module level: it runs in worker processes)."""
+    path, backend = job
     try:
-        return video.probe(path).duration
+        info = video.probe(path, backend)
     except video.VideoError:
         raise
     except Exception as exc:  # anything else may not survive pickling back from the worker
         raise RuntimeError(f"{path}: {type(exc).__name__}: {exc}") from None
+    if info.num_frames <= 0:
+        raise video.VideoError(path, "no video frames")
+    return VideoLength(info.duration, info.num_frames)
 
 
-def probe_all(paths: Iterable[str | Path], workers: int = 1, progress: bool = True) -> tuple[dict[str, float], dict[str, str]]:
-    """Probe videos in parallel: ({path: duration}, {path: reason it could not be read})."""
-    durations: dict[str, float] = {}
+def probe_all(
+    paths: Iterable[str | Path], workers: int = 1, progress: bool = True, backend: str = "auto",
+    desc: str = "probing videos",
+) -> tuple[dict[str, VideoLength], dict[str, str]]:
+    """Probe videos in parallel: ({path: length}, {path: reason it could not be read})."""
+    lengths: dict[str, VideoLength] = {}
     failures: dict[str, str] = {}
-    unique = sorted({str(p) for p in paths})
-    for outcome in run_parallel(probe_duration, unique, workers, desc="probing videos", unit="video", progress=progress):
+    jobs = sorted({(str(p), backend) for p in paths})
+    for outcome in run_parallel(probe_length, jobs, workers, desc=desc, unit="video", progress=progress):
         if outcome.ok:
-            durations[outcome.item] = outcome.result
+            lengths[outcome.item[0]] = outcome.result
         else:
-            failures[outcome.item] = str(outcome.error)
-    return durations, failures
-
-
-def default_workers() -> int:
-    return max(1, min(8, os.cpu_count() or 1))
+            failures[outcome.item[0]] = str(outcome.error)
+    return lengths, failures

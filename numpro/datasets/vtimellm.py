@@ -28,9 +28,10 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from .. import timeline
+from ..protocol import NUMPRO_FT_FPS
 from .didemo import flickr_id
-from .records import NUMBER, TIME_EPS, Conversion, DataError, Tally, check_type, load_json, need, where
-from .training import FPS, IMAGE_TOKEN, ROLES
+from .records import NUMBER, TIME_EPS, Conversion, DataError, Tally, check_type, load_list, need, where
+from .training import IMAGE_TOKEN, ROLES
 
 SPLIT_MODES = ("clip", "full")
 VIDEO_TOKEN = "<video>"
@@ -91,22 +92,8 @@ def _video(sample_id: str, source: str | None, split, split_mode: str, hashes, t
     return sample_id
 
 
-def convert_sample(
-    sample: Any,
-    at: str,
-    tally: Tally,
-    hashes: dict[str, str] | None = None,
-    split_mode: str = "clip",
-    fps: float = FPS,
-) -> dict:
-    """One VTimeLLM sample -> one NumPro-FT training sample (see the module docstring)."""
-    if split_mode not in SPLIT_MODES:
-        raise ValueError(f"split_mode must be one of {SPLIT_MODES}, got {split_mode!r}")
-    sample_id = str(need(sample, "id", (str, int), at))
-    at = f"{at} (id {sample_id})"
-    source = sample.get("source")
-    if source is not None:
-        check_type(source, "source", str, at)
+def _checked_turns(sample: dict, at: str) -> tuple[list[dict], list[str]]:
+    """The sample's turns (roles checked) and the placeholders they use, in order of use."""
     turns = need(sample, "conversations", list, at)
     if not turns:
         raise DataError(f"{at}: field 'conversations' is empty")
@@ -116,27 +103,27 @@ def convert_sample(
         if role not in ROLES:
             raise DataError(f"{at}, turn {index}: field 'from' must be 'human' or 'gpt', got {role!r}")
         used += [m.group(0) for m in PLACEHOLDER.finditer(need(turn, "value", str, f"{at}, turn {index}"))]
+    return turns, list(dict.fromkeys(used))
 
-    duration = split = None
-    numbers: dict[str, int] = {}
-    if used or sample.get("meta") is not None:
-        duration, seconds, split = _meta(sample, at)
-        for name in dict.fromkeys(used):
-            if name not in seconds:
-                raise DataError(f"{at}: placeholder {name} has no time in field 'meta.token'")
-        offset = split[0] if split is not None and split_mode == "full" else 0.0
-        known_length = split is None or split_mode == "clip"  # the numbered video's length is meta.duration
-        last = timeline.num_sampled_frames(duration, fps) - 1 if known_length else None
-        for name, t in seconds.items():
-            if t < -TIME_EPS or t > duration + TIME_EPS:
-                tally.add("placeholder times outside the clip (clamped)", f"{sample_id} {name}={t:g} of {duration:g} s")
-            frame = max(0, timeline.seconds_to_frame(offset + t, fps))
-            if last is not None and frame > last:
-                frame = last
-            numbers[name] = frame
-    else:
-        tally.add("samples without timestamps (kept as they are)", sample_id)
 
+def _frame_numbers(
+    sample_id: str, seconds: dict[str, float], duration: float, split, split_mode: str, fps: float, tally: Tally
+) -> dict[str, int]:
+    """Placeholder -> the number of the frame nearest its time, clamped into the numbered clip."""
+    offset = split[0] if split is not None and split_mode == "full" else 0.0
+    known_length = split is None or split_mode == "clip"  # the numbered video's length is meta.duration
+    last = timeline.num_sampled_frames(duration, fps) - 1 if known_length else None
+    numbers = {}
+    for name, t in seconds.items():
+        if t < -TIME_EPS or t > duration + TIME_EPS:
+            tally.add("placeholder times outside the clip (clamped)", f"{sample_id} {name}={t:g} of {duration:g} s")
+        frame = max(0, timeline.seconds_to_frame(offset + t, fps))
+        numbers[name] = frame if last is None else min(frame, last)
+    return numbers
+
+
+def _numbered_turns(turns: list[dict], numbers: dict[str, int]) -> list[dict]:
+    """Answers rephrased, placeholders replaced by frame numbers, LongVA's `<image>` in the first turn."""
     converted = []
     for index, turn in enumerate(turns):
         value = turn["value"]
@@ -148,11 +135,42 @@ def convert_sample(
             if IMAGE_TOKEN not in value:
                 value = f"{IMAGE_TOKEN}\n{value}"
         converted.append({"from": turn["from"], "value": value})
+    return converted
+
+
+def convert_sample(
+    sample: Any,
+    at: str,
+    tally: Tally,
+    hashes: dict[str, str] | None = None,
+    split_mode: str = "clip",
+    fps: float = NUMPRO_FT_FPS,
+) -> dict:
+    """One VTimeLLM sample -> one NumPro-FT training sample (see the module docstring)."""
+    if split_mode not in SPLIT_MODES:
+        raise ValueError(f"split_mode must be one of {SPLIT_MODES}, got {split_mode!r}")
+    sample_id = str(need(sample, "id", (str, int), at))
+    at = f"{at} (id {sample_id})"
+    source = sample.get("source")
+    if source is not None:
+        check_type(source, "source", str, at)
+    turns, used = _checked_turns(sample, at)
+
+    duration = split = None
+    numbers: dict[str, int] = {}
+    if used or sample.get("meta") is not None:
+        duration, seconds, split = _meta(sample, at)
+        for name in used:
+            if name not in seconds:
+                raise DataError(f"{at}: placeholder {name} has no time in field 'meta.token'")
+        numbers = _frame_numbers(sample_id, seconds, duration, split, split_mode, fps, tally)
+    else:
+        tally.add("samples without timestamps (kept as they are)", sample_id)
 
     record: dict[str, Any] = {"id": sample_id, "video": _video(sample_id, source, split, split_mode, hashes, tally)}
     if source is not None:
         record["source"] = source
-    record["conversations"] = converted
+    record["conversations"] = _numbered_turns(turns, numbers)
     if duration is not None and (split is None or split_mode == "clip"):
         record["duration"] = duration
     if split is not None:
@@ -164,17 +182,14 @@ def convert(
     annotations: str | Path | Iterable[str | Path],
     hashes: dict[str, str] | None = None,
     split_mode: str = "clip",
-    fps: float = FPS,
+    fps: float = NUMPRO_FT_FPS,
 ) -> Conversion:
     """Convert one or more VTimeLLM JSON files (stage 2 and/or stage 3) into one sample list."""
     paths = [Path(annotations)] if isinstance(annotations, (str, Path)) else [Path(p) for p in annotations]
     tally = Tally()
     records = []
     for path in paths:
-        data = load_json(path)
-        if not isinstance(data, list):
-            raise DataError(f"{path}: expected a JSON list of samples, got {type(data).__name__}")
-        for number, sample in enumerate(data, 1):
+        for number, sample in enumerate(load_list(path, "samples"), 1):
             records.append(convert_sample(sample, where(path, f"record {number}"), tally, hashes, split_mode, fps))
     notes = [f"frame numbers at {fps:g} FPS; split mode '{split_mode}'"]
     return Conversion(records, tally, notes)

@@ -7,7 +7,8 @@ Moment retrieval, when `pred_relevant_windows` are given: mAP over tIoU 0.50:0.0
 greedy matching of the first 10 windows, R1@0.5/0.7, and short/middle/long length buckets.
 
 NumPro answers list frame numbers and scores; `saliency_from_frames` turns them into per-clip
-scores through numpro.timeline.
+scores through numpro.timeline. The ground truth goes through numpro.datasets.qvhighlights, the
+one reader every tool validates it with.
 """
 
 from __future__ import annotations
@@ -20,8 +21,10 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
+from numpro.datasets import qvhighlights
 from numpro.jsonio import JsonInputError, read_records
 from numpro.parsing import parse_highlight
+from numpro.protocol import CLIP_SECONDS, NUMPRO_FT_FPS
 from numpro.timeline import frame_to_clip, num_clips
 
 HL_THRESHOLDS = {"Fair": 2, "Good": 3, "VeryGood": 4}
@@ -40,7 +43,9 @@ def _fmt(value: float) -> float:
 # Ground truth and predictions per clip ------------------------------------------------------
 
 
-def gt_saliency_matrix(gt: Mapping, clip_seconds: float = 2.0, annotators: int = 3) -> np.ndarray:
+def gt_saliency_matrix(
+    gt: Mapping, clip_seconds: float = CLIP_SECONDS, annotators: int = qvhighlights.NUM_ANNOTATORS
+) -> np.ndarray:
     """(n_clips x annotators) scores: saliency_scores at relevant_clip_ids, 0 elsewhere."""
     n = num_clips(float(gt["duration"]), clip_seconds)
     ids = list(gt.get("relevant_clip_ids") or [])
@@ -298,47 +303,83 @@ def _is_number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def evaluate_hd_records(
-    pred_records: Iterable[dict],
-    gt_records: Iterable[dict],
-    *,
-    default_fps: float = 0.5,
-    pred_source: str = "predictions",
-    gt_source: str = "ground truth",
-) -> HDReport:
-    """Score highlight (and, when windows are given, moment) predictions against QVHighlights.
+def _record_fps(record: dict, default_fps: float, where: str) -> float:
+    """The frame rate of a record's frame numbers: its own 'fps' field, else `default_fps`. A bad
+    value is an error, as in the MR metrics, never a silent fall back to the default."""
+    if record.get("fps") is None:
+        return float(default_fps)
+    fps = record["fps"]
+    if not _is_number(fps):
+        raise JsonInputError(f"{where}: field 'fps' must be a number, got {fps!r}")
+    if fps <= 0:
+        raise JsonInputError(f"{where}: fps must be positive, got {fps}")
+    return float(fps)
 
-    Every ground-truth query is scored: one missing from the predictions, or whose answer did
-    not parse, gets all-zero saliency (and no windows) and is counted. Predictions for queries
-    not in the ground truth are ignored and counted. For duplicated qids the last record wins,
-    as in the official scorer.
-    """
-    gts: dict[object, np.ndarray] = {}
-    gt_windows: dict[object, list] = {}
-    for index, gt in enumerate(gt_records, start=1):
-        where = f"{gt_source}: line {index}"
-        for key in ("qid", "duration"):
-            if key not in gt:
-                raise JsonInputError(f"{where}: missing '{key}'")
+
+def _ground_truth(located: Iterable[tuple[str, dict]]) -> tuple[dict[object, np.ndarray], dict[object, list]]:
+    """Per-query score matrices and windows of (position, QVHighlights record) pairs, validated by
+    the one ground-truth reader (datasets.qvhighlights: fields, scores 0..4, unique qids)."""
+    located = list(located)
+    qvhighlights.validate_all(located)
+    matrices: dict[object, np.ndarray] = {}
+    windows: dict[object, list] = {}
+    for where, gt in located:
         try:
-            gts[gt["qid"]] = gt_saliency_matrix(gt)
-        except (TypeError, ValueError) as err:
+            matrices[gt["qid"]] = gt_saliency_matrix(gt)
+        except ValueError as err:  # a relevant clip the video does not have: nothing to score it against
             raise JsonInputError(f"{where}: {err}") from None
-        gt_windows[gt["qid"]] = list(gt.get("relevant_windows") or [])
+        windows[gt["qid"]] = list(gt.get("relevant_windows") or [])
+    return matrices, windows
 
+
+def _newest_predictions(pred_records: Iterable[dict], pred_source: str) -> tuple[dict[object, tuple[int, dict]], int]:
+    """qid -> (record number, record), the last record of a qid winning as in the official
+    scorer; and how many records a later one replaced."""
     preds: dict[object, tuple[int, dict]] = {}
-    duplicates = 0
+    replaced = 0
     for index, record in enumerate(pred_records, start=1):
         if "qid" not in record:
             raise JsonInputError(f"{pred_source}: record {index}: missing 'qid'")
-        duplicates += record["qid"] in preds
+        replaced += record["qid"] in preds
         preds[record["qid"]] = (index, record)
+    return preds, replaced
 
+
+@dataclass
+class _AnswerCounts:
+    """What the answers of the scored records looked like."""
+
+    answers: int = 0  # records that carry an answer of a run that reached the model
+    parsed: int = 0
+    empty: int = 0
+    unparsed: list[tuple[object, str]] = field(default_factory=list)
+    statuses: Counter = field(default_factory=Counter)
+
+    def add(self, qid: object, record: dict, ok: bool | None) -> None:
+        answered = record.get("status") in (None, "ok")  # a missing video or failed run is no answer
+        if ok is not None and answered:
+            raw = str(record.get("response", record.get("pred")))
+            self.answers += 1
+            self.parsed += ok
+            self.empty += not raw.strip()
+            if not ok:
+                self.unparsed.append((qid, raw))
+        if record.get("status") is not None:
+            self.statuses[str(record["status"])] += 1
+
+
+def _score(
+    pred_records: Iterable[dict],
+    located_gts: Iterable[tuple[str, dict]],
+    default_fps: float,
+    pred_source: str,
+) -> HDReport:
+    gts, gt_windows = _ground_truth(located_gts)
+    preds, duplicates = _newest_predictions(pred_records, pred_source)
     saliency: dict[object, object] = {}
     windows: dict[object, list] = {}
-    unparsed, missing = [], []
-    statuses: Counter = Counter()
-    n_answers = n_parsed = n_empty = 0
+    missing = []
+    counts = _AnswerCounts()
     has_windows = any("pred_relevant_windows" in record for _, record in preds.values())
     for qid, matrix in gts.items():
         if qid not in preds:
@@ -347,18 +388,8 @@ def evaluate_hd_records(
             continue
         index, record = preds[qid]
         where = f"{pred_source}: record {index} (qid {qid!r})"
-        fps = float(record["fps"]) if _is_number(record.get("fps")) and record["fps"] > 0 else default_fps
-        saliency[qid], ok = _record_saliency(record, matrix.shape[0], fps, where)
-        answered = record.get("status") in (None, "ok")  # a missing video or failed run is no answer
-        if ok is not None and answered:
-            n_answers += 1
-            n_parsed += ok
-            raw = str(record.get("response", record.get("pred")))
-            n_empty += not raw.strip()
-            if not ok:
-                unparsed.append((qid, raw))
-        if record.get("status") is not None:
-            statuses[str(record["status"])] += 1
+        saliency[qid], ok = _record_saliency(record, matrix.shape[0], _record_fps(record, default_fps, where), where)
+        counts.add(qid, record, ok)
         if has_windows:
             windows[qid] = _checked_windows(record.get("pred_relevant_windows") or [], where)
 
@@ -371,14 +402,34 @@ def evaluate_hd_records(
         n_missing=len(missing),
         n_extra=sum(qid not in gts for qid in preds),
         n_duplicate_qids=duplicates,
-        n_answers=n_answers,
-        n_parsed=n_parsed,
-        n_unparsed=n_answers - n_parsed,
-        n_empty_answers=n_empty,
+        n_answers=counts.answers,
+        n_parsed=counts.parsed,
+        n_unparsed=counts.answers - counts.parsed,
+        n_empty_answers=counts.empty,
     )
-    if statuses:
-        metrics["status"] = dict(sorted(statuses.items()))
-    return HDReport(metrics, unparsed, missing)
+    if counts.statuses:
+        metrics["status"] = dict(sorted(counts.statuses.items()))
+    return HDReport(metrics, counts.unparsed, missing)
+
+
+def evaluate_hd_records(
+    pred_records: Iterable[dict],
+    gt_records: Iterable[dict],
+    *,
+    default_fps: float = NUMPRO_FT_FPS,
+    pred_source: str = "predictions",
+    gt_source: str = "ground truth",
+) -> HDReport:
+    """Score highlight (and, when windows are given, moment) predictions against QVHighlights.
+
+    The ground truth is validated by the one QVHighlights reader (a malformed record, a score
+    outside 0..4 or a repeated qid is a JsonInputError). Every ground-truth query is scored: one
+    missing from the predictions, or whose answer did not parse, gets all-zero saliency (and no
+    windows) and is counted. Predictions for queries not in the ground truth are ignored and
+    counted. For duplicated prediction qids the last record wins, as in the official scorer.
+    """
+    located = [(f"{gt_source}: record {index}", gt) for index, gt in enumerate(gt_records, start=1)]
+    return _score(pred_records, located, default_fps, pred_source)
 
 
 def _checked_windows(windows: object, where: str) -> list:
@@ -389,15 +440,15 @@ def _checked_windows(windows: object, where: str) -> list:
     return windows
 
 
-def evaluate_hd_file(pred_path: str | os.PathLike, gt_path: str | os.PathLike, *, default_fps: float = 0.5) -> HDReport:
+def evaluate_hd_file(
+    pred_path: str | os.PathLike, gt_path: str | os.PathLike, *, default_fps: float = NUMPRO_FT_FPS
+) -> HDReport:
     """Score a prediction file (our HD records, upstream's HD results or an official
     QVHighlights submission; JSON Lines or a JSON list) against a QVHighlights JSONL file."""
     preds = read_records(pred_path)
     if not preds:
         raise JsonInputError(f"{pred_path}: no prediction records")
-    gts = read_records(gt_path)
+    gts = qvhighlights.located(gt_path)
     if not gts:
         raise JsonInputError(f"{gt_path}: no ground-truth records")
-    return evaluate_hd_records(
-        preds, gts, default_fps=default_fps, pred_source=str(pred_path), gt_source=str(gt_path)
-    )
+    return _score(preds, gts, default_fps, str(pred_path))

@@ -78,7 +78,7 @@ def vision_config(raw: dict, model_dir: str | Path, attn_implementation: str = "
     return config
 
 
-def clip_frames(raw: dict, model_dir: str | Path):
+def clip_preprocessing(raw: dict, model_dir: str | Path):
     """CLIP's image preprocessing of the tower (its preprocessor_config.json, else CLIP's defaults)."""
     from .longva_inputs import CLIPFrames
 
@@ -87,6 +87,9 @@ def clip_frames(raw: dict, model_dir: str | Path):
         with open(folder / "preprocessor_config.json", encoding="utf-8") as handle:
             return CLIPFrames.from_processor_config(json.load(handle))
     return CLIPFrames()
+
+
+clip_frames = clip_preprocessing  # the former name, still imported by models/longva.py
 
 
 def shard_map(model_dir: str | Path) -> dict[str, Path]:

@@ -10,12 +10,12 @@ import argparse
 import importlib
 from pathlib import Path
 
-FAMILIES = ("qwen2_vl", "qwen2_5_vl", "llava_onevision", "longva")
+TINY_FAMILIES = ("qwen2_vl", "qwen2_5_vl", "llava_onevision", "longva")  # the families with a tiny builder
 
 
 def build(family: str, output: str | Path, lora: str | Path | None = None, seed: int = 0) -> Path:
-    if family not in FAMILIES:
-        raise ValueError(f"unknown family {family!r}; choose one of {', '.join(FAMILIES)}")
+    if family not in TINY_FAMILIES:
+        raise ValueError(f"unknown family {family!r}; choose one of {', '.join(TINY_FAMILIES)}")
     if family == "qwen2_5_vl":
         from .qwen2_vl import build_tiny
 
@@ -32,7 +32,7 @@ def register(subparsers, name: str, help_text: str) -> None:
     parser = subparsers.add_parser(
         name, help=help_text, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--family", required=True, choices=FAMILIES,
+    parser.add_argument("--family", required=True, choices=TINY_FAMILIES,
                         help="qwen2_vl / qwen2_5_vl: Hugging Face layout of Qwen2(.5)-VL-7B-Instruct; llava_onevision: "
                              "llava-hf layout of LLaVA-OneVision/LLaVA-Video; longva: LLaVA layout of LongVA-7B-DPO")
     parser.add_argument("--output", required=True, help="folder to write the checkpoint to")

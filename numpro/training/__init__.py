@@ -4,7 +4,9 @@ Entry point: `python -m numpro.training` (scripts/train.sh runs it under DeepSpe
 Modules, one job each:
   arguments     upstream's flags as HfArgumentParser dataclasses, and what they may not say
   conversation  the qwen_1_5 rendering of a training conversation and its supervision mask
-  preflight     what of train_sft.json can train: folders, videos, conversations, the token cap
+  eligibility   whether a sample can train: its conversation and the token cap (shared with
+                `numpro data check`)
+  preflight     what of train_sft.json can train: folders, videos, then eligibility
   data          the dataset of kept samples (every frame, at most 240) and the collator
   lora          which parameters train (LoRA, projector) and their counts by group
   trainer       transformers' Trainer with video inputs, logging and the released save layout

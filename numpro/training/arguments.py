@@ -17,7 +17,7 @@ from typing import Optional
 
 import transformers
 
-from ..timeline import DEFAULT_MAX_FRAMES
+from ..protocol import FRAME_SIZE, MAX_FRAMES, MODEL_MAX_LENGTH
 from ..video import BACKENDS
 
 
@@ -58,13 +58,14 @@ class DataArguments:
     videobackend: str = field(default="all", metadata={"help": "'all': every frame of the numbered clip, at most "
                                                                "--max_frames (linspace), as upstream"})
     video_decoder: str = field(default="auto", metadata={"help": f"decoding library: {', '.join(BACKENDS)}"})
-    max_frames: int = field(default=DEFAULT_MAX_FRAMES, metadata={"help": "frame cap of LongVA's 'all' backend"})
+    max_frames: int = field(default=MAX_FRAMES, metadata={"help": "frame cap of LongVA's 'all' backend"})
     strict_data: bool = field(default=False,
                               metadata={"help": "stop when the pre-flight scan would skip anything (an invalid "
                                                 "conversation, a missing source folder, a missing or unreadable "
                                                 "video, a cut answer)"})
     preflight_workers: int = field(default=0, metadata={"help": "processes probing videos (0: up to 8 CPUs)"})
-    image_aspect_ratio: Optional[str] = field(default=None, metadata={"help": "no effect (video frames are 336x336)"})
+    image_aspect_ratio: Optional[str] = field(
+        default=None, metadata={"help": f"no effect (video frames are {FRAME_SIZE}x{FRAME_SIZE})"})
     lazy_preprocess: Optional[bool] = field(default=None, metadata={"help": "no effect (samples are always lazy)"})
 
 
@@ -76,7 +77,7 @@ class TrainingArguments(transformers.TrainingArguments):
     lora_dropout: float = 0.05
     lora_bias: str = field(default="none", metadata={"help": "must stay none: the released layout has no biases"})
     model_max_length: int = field(
-        default=4096, metadata={"help": "token cap applied after the visual tokens are spliced in"})
+        default=MODEL_MAX_LENGTH, metadata={"help": "token cap applied after the visual tokens are spliced in"})
     optim: str = field(default="adamw_torch", metadata={"help": "upstream's optimizer"})
     remove_unused_columns: bool = field(default=False, metadata={"help": "must stay False (video inputs)"})
     unfreeze_mm_vision_tower: bool = field(default=False, metadata={"help": "must stay False (CLIP base frozen)"})
@@ -135,27 +136,36 @@ def parse(argv=None) -> tuple[ModelArguments, DataArguments, TrainingArguments]:
     return parser.parse_args_into_dataclasses(args=argv)
 
 
+def _refusals(model_args: ModelArguments, data_args: DataArguments,
+              training_args: TrainingArguments) -> list[tuple[bool, str]]:
+    """(refused, why) for each setting a NumPro-FT run cannot have, in the order they are checked."""
+    return [
+        (model_args.version != "qwen_1_5",
+         f"--version {model_args.version}: LongVA trains with the qwen_1_5 template"),
+        (not training_args.lora_enable,
+         "--lora_enable False: NumPro-FT is a LoRA recipe; full fine-tuning is not supported"),
+        (training_args.unfreeze_mm_vision_tower,
+         "--unfreeze_mm_vision_tower True: NumPro-FT keeps CLIP's base weights frozen"),
+        (training_args.lora_bias != "none",
+         f"--lora_bias {training_args.lora_bias}: the released NumPro-FT layout (and its loader) holds LoRA and "
+         "the projector only"),
+        (model_args.train_vision_lora and not model_args.vision_lora,
+         "--train_vision_lora True needs CLIP's LoRA (--vision_lora True)"),
+        (training_args.remove_unused_columns, "--remove_unused_columns True would drop the video inputs"),
+        (data_args.videobackend != "all",
+         f"--videobackend {data_args.videobackend}: only 'all' (every frame of the numbered clip, as upstream) "
+         "is supported"),
+        (data_args.video_decoder not in BACKENDS,
+         f"--video_decoder {data_args.video_decoder}: choose one of {', '.join(BACKENDS)}"),
+    ]
+
+
 def check(model_args: ModelArguments, data_args: DataArguments, training_args: TrainingArguments,
           raw_config: dict) -> list[str]:
     """Refuse what cannot be a NumPro-FT run; return warnings for upstream flags without effect."""
-    if model_args.version != "qwen_1_5":
-        raise ArgumentError(f"--version {model_args.version}: LongVA trains with the qwen_1_5 template")
-    if not training_args.lora_enable:
-        raise ArgumentError("--lora_enable False: NumPro-FT is a LoRA recipe; full fine-tuning is not supported")
-    if training_args.unfreeze_mm_vision_tower:
-        raise ArgumentError("--unfreeze_mm_vision_tower True: NumPro-FT keeps CLIP's base weights frozen")
-    if training_args.lora_bias != "none":
-        raise ArgumentError(f"--lora_bias {training_args.lora_bias}: the released NumPro-FT layout (and its loader) "
-                            "holds LoRA and the projector only")
-    if model_args.train_vision_lora and not model_args.vision_lora:
-        raise ArgumentError("--train_vision_lora True needs CLIP's LoRA (--vision_lora True)")
-    if training_args.remove_unused_columns:
-        raise ArgumentError("--remove_unused_columns True would drop the video inputs")
-    if data_args.videobackend != "all":
-        raise ArgumentError(f"--videobackend {data_args.videobackend}: only 'all' (every frame of the numbered "
-                            "clip, as upstream) is supported")
-    if data_args.video_decoder not in BACKENDS:
-        raise ArgumentError(f"--video_decoder {data_args.video_decoder}: choose one of {', '.join(BACKENDS)}")
+    for refused, why in _refusals(model_args, data_args, training_args):
+        if refused:
+            raise ArgumentError(why)
     for flag, (key, implied) in MUST_MATCH_CONFIG.items():
         given, actual = getattr(model_args, flag), raw_config.get(key, implied)
         if given is not None and given != actual:

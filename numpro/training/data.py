@@ -4,10 +4,10 @@ A sample is its conversation's ids and labels (conversation.py) and every frame 
 clip (at most `max_frames`, picked by linspace as LongVA does), CLIP-cropped uint8 frames;
 normalisation happens on the model's device (numpro.models.longva_inputs.CLIPFrames).
 
-The cap applies after splicing: ids past `model_max_length - frames * 144 + 1` are dropped. The
-scan guarantees those are never targets (nothing past the last target is left to drop). A
-video that cannot be decoded now, although the scan probed it, becomes a `skipped` entry that
-the trainer counts and logs: never another sample in its place.
+The cap applies after splicing: ids past `model_max_length - frames * TOKENS_PER_FRAME + 1` are
+dropped. The scan's eligibility rule guarantees those are never targets, and it is checked again
+here on the frames actually decoded. A video that cannot be decoded now, although the scan probed
+it, becomes a `skipped` entry that the trainer counts and logs: never another sample in its place.
 """
 
 from __future__ import annotations
@@ -18,8 +18,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import timeline, video
-from ..datasets.training import TOKENS_PER_FRAME
 from ..models.longva_inputs import IGNORE_INDEX, CLIPFrames
+from ..protocol import MAX_FRAMES
+from . import eligibility
 from .conversation import encode
 from .preflight import Kept
 from .sampler import modality_lengths
@@ -31,7 +32,7 @@ class ClipDataset:
     """torch-style map dataset over the kept samples (picklable for DataLoader workers)."""
 
     def __init__(self, samples: list[dict], kept: list[Kept], tokenizer, clip: CLIPFrames, model_max_length: int,
-                 max_frames: int | None = timeline.DEFAULT_MAX_FRAMES, backend: str = "auto"):
+                 max_frames: int | None = MAX_FRAMES, backend: str = "auto"):
         self.conversations = [samples[k.index]["conversations"] for k in kept]
         self.modality_lengths = modality_lengths([samples[k.index] for k in kept])  # the sample order's key
         self.kept = kept
@@ -61,11 +62,13 @@ class ClipDataset:
         except (video.VideoError, ValueError) as exc:
             logger.warning("record %d (%s): cannot decode %s: %s", item.index + 1, item.video, item.path, exc)
             return {"skipped": (item.index, item.video, str(exc))}
-        room = self.model_max_length - len(frames) * TOKENS_PER_FRAME + 1  # +1: the placeholder
-        if encoded.supervised_end > room:
+        text = eligibility.TextTokens(encoded.supervised_end - 1, exact=True)  # -1: the placeholder
+        budget = eligibility.fit(text, len(frames), self.model_max_length, max_frames=None)  # frames already capped
+        if not budget.fits:
             reason = f"{len(frames)} frames now (scan: {item.frames}): the cap would cut the answer"
             logger.warning("record %d (%s): %s", item.index + 1, item.video, reason)
             return {"skipped": (item.index, item.video, reason)}
+        room = self.model_max_length - budget.visual_tokens + 1  # ids kept; +1: the placeholder
         return {
             "input_ids": torch.tensor(encoded.input_ids[:room], dtype=torch.long),
             "labels": torch.tensor(encoded.labels[:room], dtype=torch.long),

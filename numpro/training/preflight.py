@@ -11,9 +11,10 @@ Every sample lands in exactly one row, checked in this order:
   a supervised token: the sample is skipped, never trained on with its answer cut or masked;
 - otherwise it is kept, with the frames the model will see (all, at most `max_frames`).
 
-Token counts are exact: the conversation is tokenised as training will tokenise it.
-Nothing is replaced by another sample; every skip is counted and listed; `--strict_data` stops
-instead of skipping.
+The conversation and token-cap rules are numpro.training.eligibility's, which `numpro data
+check` applies too; here token counts are always exact (training's tokenizer). Nothing is
+replaced by another sample; every skip is counted and listed; `--strict_data` stops instead of
+skipping.
 """
 
 from __future__ import annotations
@@ -21,19 +22,18 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .. import jsonio, timeline, video
 from ..datasets import training
-from ..datasets.records import DataError, check_type, need, text
-from ..datasets.videofolder import VideoIndex
-from ..parallel import run_parallel
-from .conversation import MALFORMED, REASONS, ConversationError, encode
+from ..datasets.records import DataError
+from ..datasets.training import NO_SOURCE, read_samples
+from ..datasets.videofolder import VideoIndex, probe_all
+from ..protocol import MAX_FRAMES, MODEL_MAX_LENGTH
+from . import eligibility
+from .conversation import MALFORMED, REASONS, ConversationError
+from .eligibility import CUT, INVALID
 
-GENERIC = "(no source)"  # samples without "source": --video_folder
 FOLDER_MISSING = "folder missing"
 VIDEO_MISSING = "video missing"
-INVALID = "conversation invalid"
 UNREADABLE = "video unreadable"
-CUT = "answer cut by the cap"
 KINDS = (INVALID, FOLDER_MISSING, VIDEO_MISSING, UNREADABLE, CUT)
 _EXAMPLES = 5  # skipped samples named per source and kind in the table's notes
 
@@ -75,7 +75,7 @@ class Folder:
 
 
 @dataclass
-class Report:
+class ScanReport:
     data_path: str
     model_max_length: int
     max_frames: int | None
@@ -130,18 +130,33 @@ class Report:
             "skipped": [asdict(s) for s in self.skipped],
         }
 
+    @classmethod
+    def from_json(cls, content: dict, kept: list[Kept]) -> "ScanReport":
+        """The report to_json wrote, with its kept list (read from its own file)."""
+        counts = content["counts"]
+        return cls(
+            data_path=content["data_path"],
+            model_max_length=content["model_max_length"],
+            max_frames=content["max_frames"],
+            sources=list(counts),
+            folders={s: Folder(**f) for s, f in content.get("folders", {}).items()},
+            samples={s: row["samples"] for s, row in counts.items()},
+            kept=kept,
+            skipped=[Skipped(**s) for s in content["skipped"]],
+        )
+
     def table(self) -> str:
         return render(self)
 
 
 def source_folders(anet: str | None, didemo: str | None, internvid: str | None, generic: str | None) -> dict[str, str | None]:
     """Upstream's mapping of a sample's "source" to its folder (no source: --video_folder)."""
-    return {"anet": anet, "didemo": didemo, "internvid": internvid, GENERIC: generic}
+    return {"anet": anet, "didemo": didemo, "internvid": internvid, NO_SOURCE: generic}
 
 
 def _source(sample) -> str:
     source = sample.get("source") if isinstance(sample, dict) else None
-    return source if isinstance(source, str) and source else GENERIC
+    return source if isinstance(source, str) and source else NO_SOURCE
 
 
 def _name(sample) -> str:
@@ -149,60 +164,29 @@ def _name(sample) -> str:
     return name if isinstance(name, str) else "?"
 
 
-def read_samples(data_path: str | Path) -> list:
-    """The training file's records as they are (a JSON list); each is judged by the scan, not here."""
-    try:
-        samples = jsonio.read_json(data_path)
-    except jsonio.JsonInputError as exc:
-        raise DataError(str(exc)) from None
-    if not isinstance(samples, list):
-        raise DataError(f"{data_path}: expected a JSON list of samples, got {type(samples).__name__}")
-    return samples
-
-
 def check_record(sample) -> None:
-    """ConversationError (MALFORMED) when the record's own fields are missing or mistyped; its turns are
-    conversation.check's."""
+    """ConversationError (MALFORMED) when the record's own fields are missing or mistyped."""
     try:
-        text(sample, "video", "the sample")
-        if sample.get("source") is not None:
-            check_type(sample["source"], "source", str, "the sample")
-        need(sample, "conversations", list, "the sample")
+        training.validate_sample(sample, "the sample")
     except DataError as exc:
         raise ConversationError(MALFORMED, str(exc)) from None
 
 
-def count_frames(path: str, backend: str = "auto") -> int:
-    """Frames in a numbered clip (module level: runs in worker processes)."""
-    try:
-        frames = video.probe(path, backend).num_frames
-    except video.VideoError:
-        raise
-    except Exception as exc:  # anything else may not survive pickling back from the worker
-        raise RuntimeError(f"{path}: {type(exc).__name__}: {exc}") from None
-    if frames <= 0:
-        raise video.VideoError(path, "no video frames")
-    return frames
+@dataclass(frozen=True)
+class _Candidate:
+    """A sample whose conversation trains and whose video was found: its length decides the rest."""
+
+    index: int
+    sample: dict
+    path: str
+    text: eligibility.TextTokens
 
 
-def _probe(job: tuple[str, str]) -> int:
-    return count_frames(*job)
-
-
-def scan(
-    data_path: str | Path,
-    folders: dict[str, str | None],
-    tokenizer,
-    model_max_length: int = training.MODEL_MAX_LENGTH,
-    max_frames: int | None = timeline.DEFAULT_MAX_FRAMES,
-    backend: str = "auto",
-    workers: int = 1,
-    progress: bool = True,
-) -> Report:
-    """Check every sample of a training file: its conversation, folder, video and the token cap."""
-    samples = read_samples(data_path)
+def _start_report(samples: list, data_path, folders, model_max_length, max_frames) -> tuple[ScanReport, dict]:
+    """The empty report (sources in upstream's order, then any other), and each source's video index
+    (None: no usable folder)."""
     seen = list(dict.fromkeys(_source(s) for s in samples))
-    sources = [s for s in (*training.SOURCES, GENERIC) if s in seen] + [s for s in seen if s not in folders]
+    sources = [s for s in (*training.SOURCES, NO_SOURCE) if s in seen] + [s for s in seen if s not in folders]
     indexes: dict[str, VideoIndex | None] = {}
     report_folders: dict[str, Folder] = {}
     for source in sources:
@@ -210,61 +194,66 @@ def scan(
         index = VideoIndex(path) if path else None
         indexes[source] = index if index is not None and index.exists else None
         report_folders[source] = Folder(path, bool(index and index.exists), len(index) if index else 0)
-    report = Report(str(data_path), model_max_length, max_frames, sources, report_folders,
-                    {s: sum(_source(x) == s for x in samples) for s in sources})
+    samples_per_source = {s: sum(_source(x) == s for x in samples) for s in sources}
+    report = ScanReport(str(data_path), model_max_length, max_frames, sources, report_folders, samples_per_source)
+    return report, indexes
 
-    candidates = []  # (index, sample, path, encoded)
+
+def _candidates(samples: list, tokenizer, indexes: dict, report: ScanReport) -> list[_Candidate]:
+    """Samples past the conversation, folder and video-file checks; the others are skipped in `report`."""
+    candidates = []
     for number, sample in enumerate(samples):
         source, name = _source(sample), _name(sample)
         try:
             check_record(sample)
-            encoded = encode(sample["conversations"], tokenizer)
+            text = eligibility.text_tokens(sample["conversations"], tokenizer)
         except ConversationError as exc:
             report.skipped.append(Skipped(number, name, source, INVALID, str(exc), exc.reason))
             continue
         index = indexes[source]
         if index is None:
-            report.skipped.append(Skipped(number, name, source, FOLDER_MISSING, report_folders[source].describe()))
+            report.skipped.append(Skipped(number, name, source, FOLDER_MISSING, report.folders[source].describe()))
             continue
         # The trainer opens <folder>/<video>.mp4 upstream; another extension of the same name is accepted.
         found = index.find(name, name + ".mp4")
         if found is None:
             report.skipped.append(Skipped(number, name, source, VIDEO_MISSING, f"not in {index.folder}"))
             continue
-        candidates.append((number, sample, str(found.path), encoded))
+        candidates.append(_Candidate(number, sample, str(found.path), text))
+    return candidates
 
-    frames_of: dict[str, int] = {}
-    failures: dict[str, str] = {}
-    jobs = sorted({(path, backend) for _, _, path, _ in candidates})
-    for outcome in run_parallel(_probe, jobs, workers, desc="pre-flight: probing videos", unit="video",
-                                progress=progress):
-        if outcome.ok:
-            frames_of[outcome.item[0]] = outcome.result
-        else:
-            failures[outcome.item[0]] = str(outcome.error)
 
-    for number, sample, path, encoded in candidates:
-        source, name = _source(sample), sample["video"]
-        if path in failures:
-            report.skipped.append(Skipped(number, name, source, UNREADABLE, failures[path]))
+def scan(
+    data_path: str | Path,
+    folders: dict[str, str | None],
+    tokenizer,
+    model_max_length: int = MODEL_MAX_LENGTH,
+    max_frames: int | None = MAX_FRAMES,
+    backend: str = "auto",
+    workers: int = 1,
+    progress: bool = True,
+) -> ScanReport:
+    """Check every sample of a training file: its conversation, folder, video and the token cap."""
+    samples = read_samples(data_path)
+    report, indexes = _start_report(samples, data_path, folders, model_max_length, max_frames)
+    candidates = _candidates(samples, tokenizer, indexes, report)
+    lengths, failures = probe_all([c.path for c in candidates], workers, progress, backend,
+                                  desc="pre-flight: probing videos")
+    for candidate in candidates:
+        number, name, source = candidate.index, candidate.sample["video"], _source(candidate.sample)
+        if candidate.path in failures:
+            report.skipped.append(Skipped(number, name, source, UNREADABLE, failures[candidate.path]))
             continue
-        frames = len(timeline.cap_frames(frames_of[path], max_frames))
-        text_tokens = encoded.supervised_end - 1  # the placeholder becomes the visual tokens
-
-        def count_text(_, text_tokens=text_tokens):
-            return text_tokens
-
-        tokens = training.sequence_tokens(sample, frames, count_text)
-        if training.loses_answer(sample, frames, model_max_length, count_text):
-            report.skipped.append(Skipped(number, name, source, CUT,
-                                          f"{frames} frames, {tokens} tokens > {model_max_length}"))
+        budget = eligibility.fit(candidate.text, lengths[candidate.path].frames, model_max_length, max_frames)
+        if not budget.fits:
+            report.skipped.append(Skipped(number, name, source, CUT, f"{budget} > {model_max_length}"))
             continue
-        report.kept.append(Kept(number, name, source, path, frames, tokens))
+        report.kept.append(Kept(number, name, source, candidate.path, budget.frames, budget.tokens))
     report.skipped.sort(key=lambda s: s.index)
     return report
 
 
-def check(report: Report, strict: bool = False) -> None:
+def check(report: ScanReport, strict: bool = False) -> None:
     """Stop when nothing is left, or (strict) when anything was skipped."""
     totals = report.totals()
     if totals["kept"] == 0:
@@ -276,7 +265,7 @@ def check(report: Report, strict: bool = False) -> None:
         )
 
 
-def render(report: Report) -> str:
+def render(report: ScanReport) -> str:
     """The report as a table (one row per source, a total) with notes naming what was skipped."""
     counts = report.counts()
     columns = ["samples", "kept", *KINDS]

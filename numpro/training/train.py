@@ -21,7 +21,9 @@ import sys
 from pathlib import Path
 
 from .. import jsonio
-from ..datasets.training import TOKENS_PER_FRAME
+from ..cli_args import default_workers
+from ..datasets.videofolder import PROBE_WORKERS_CAP
+from ..protocol import TOKENS_PER_FRAME
 from . import arguments, preflight
 from .lora import add_lora, describe, lora_config
 
@@ -87,7 +89,7 @@ def run_preflight(data_args, training_args, tokenizer) -> tuple[list[preflight.K
 
 
 def _scan_and_write(data_args, training_args, tokenizer, folders, output: Path):
-    workers = data_args.preflight_workers or max(1, min(8, os.cpu_count() or 1))
+    workers = data_args.preflight_workers or default_workers(PROBE_WORKERS_CAP)
     report = None
     try:
         report = preflight.scan(data_args.data_path, folders, tokenizer, training_args.model_max_length,
@@ -110,11 +112,7 @@ def _read_result(output: Path):
     if result.get("status") != "ok":
         raise preflight.PreflightError(result.get("error", "the pre-flight scan stopped"))
     kept = [preflight.Kept(**k) for k in jsonio.read_json(output / KEPT_NAME)]
-    report = preflight.Report(result["data_path"], result["model_max_length"], result["max_frames"],
-                              list(result["counts"]), {}, {s: row["samples"] for s, row in result["counts"].items()})
-    report.kept = kept
-    report.skipped = [preflight.Skipped(**s) for s in result["skipped"]]
-    return kept, report.numbers()
+    return kept, preflight.ScanReport.from_json(result, kept).numbers()
 
 
 def resume_point(training_args) -> str | None:
