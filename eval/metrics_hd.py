@@ -14,63 +14,41 @@ a malformed file (a missing field, a score outside 0..4, a repeated qid) stops w
 """
 
 import argparse
+import pathlib
 import sys
-from pathlib import Path
 
-try:
-    import numpro.metrics  # noqa: F401  (installed with `pip install -e .`)
-except ImportError:  # run from a checkout without installing
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from numpro.jsonio import JsonInputError
-from numpro.metrics.hd import evaluate_hd_file
-from numpro.metrics.report import default_out_path, hd_payload, hd_summary, save_metrics
-from numpro.protocol import NUMPRO_FT_FPS
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))  # this checkout's numpro, installed or not
+from numpro.jsonio import JsonInputError  # noqa: E402
+from numpro.metrics.hd import evaluate_hd_file  # noqa: E402
+from numpro.metrics.report import add_script_arguments, finish_script, hd_payload, hd_summary, prediction_path  # noqa: E402
+from numpro.protocol import NUMPRO_FT_FPS  # noqa: E402
 
 
-def parse_args(argv=None):
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="example: python eval/metrics_hd.py --pred results/qwen2_vl_7b_hd.jsonl "
-        "--gt data/qvhighlights/highlight_val_release.jsonl",
+        epilog="example: python eval/metrics_hd.py --pred results/highlight_val_release_Qwen2-VL-7B-Instruct_numpro_0.5fps.jsonl "
+        "--gt data/highlight_val_release.jsonl",
     )
-    parser.add_argument("--pred", "--submission_path", required=True, help="predictions (see above)")
+    add_script_arguments(parser, fps=NUMPRO_FT_FPS,
+                         fps_help="frame rate of the frame numbers in records without their own 'fps' field")
     parser.add_argument("--gt", "--gt_path", "--gt_file", required=True, help="QVHighlights ground truth (JSONL)")
-    parser.add_argument(
-        "--fps",
-        type=float,
-        default=NUMPRO_FT_FPS,
-        help="frame rate of the frame numbers in records without their own 'fps' field (default: %(default)s)",
-    )
-    parser.add_argument("--out", "--save_path", help="metrics JSON to write (default: <PRED stem>_metrics.json beside PRED)")
-    parser.add_argument("--show_unparsed", "--show-unparsed", type=int, default=3, metavar="N",
-                        help="print the first N answers that failed to parse (default: %(default)s)")
-    return parser.parse_args(argv)
+    return parser
 
 
 def main(argv=None) -> int:
-    args = parse_args(argv)
-    if args.fps <= 0:
-        print("error: --fps must be positive", file=sys.stderr)
-        return 2
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    pred = prediction_path(parser, args)
     try:
-        report = evaluate_hd_file(args.pred, args.gt, default_fps=args.fps)
+        report = evaluate_hd_file(pred, args.gt, default_fps=args.fps)
     except JsonInputError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    print(hd_summary(report, f"{args.pred} vs {args.gt}", args.show_unparsed))
-    payload = hd_payload(report, args.pred, args.gt)
-    try:
-        out = save_metrics(args.out or default_out_path(args.pred), payload)
-    except OSError as err:
-        print(f"error: cannot write the metrics file: {err}", file=sys.stderr)
-        return 1
-    print(f"wrote {out}")
-    if report.metrics["n_scored"] == 0:
-        print("error: no prediction matches a ground-truth qid; nothing was measured", file=sys.stderr)
-        return 1
-    return 0
+    nothing = None if report.metrics["n_scored"] else "no prediction matches a ground-truth qid; nothing was measured"
+    return finish_script(hd_summary(report, f"{pred} vs {args.gt}", args.show_unparsed),
+                         hd_payload(report, pred, args.gt), pred, args.out, nothing)
 
 
 if __name__ == "__main__":

@@ -18,8 +18,8 @@ from typing import Sequence
 
 import numpy as np
 
-CLIP_SECONDS = 2.0  # QVHighlights clip length
-DEFAULT_MAX_FRAMES = 240  # LongVA's frame cap (SPEC 2)
+from .protocol import CLIP_SECONDS  # QVHighlights clip length, re-exported
+from .protocol import MAX_FRAMES as DEFAULT_MAX_FRAMES  # LongVA's frame cap (SPEC 2)
 
 # Relative tolerance for "t_k < duration": durations are ratios of integers read from
 # containers (e.g. 3596 / 29.97), so k / fps and duration can differ by float noise only.

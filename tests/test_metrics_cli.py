@@ -147,3 +147,27 @@ def test_official_qvhighlights_sample(tmp_path):
     assert metrics["n"] == 1550 and metrics["n_missing"] == 0
     lines = {line.split()[0]: line.split()[1] for line in result.stdout.splitlines() if line.startswith("  HL-")}
     assert lines["HL-min-VeryGood-mAP"] == "35.65" and lines["HL-min-VeryGood-Hit1"] == "55.55"
+
+
+def test_both_scripts_take_pred_alike_and_say_when_nothing_was_measured(tmp_path):
+    pred = tmp_path / "p.jsonl"
+    pred.write_text(json.dumps({"id": "a", "response": "From 1 to 2", "gt_start": 1.0, "gt_end": 2.0, "fps": 1.0,
+                                "status": "ok"}) + "\n")
+    assert run("metrics_mr.py", "--pred", pred).returncode == 0  # as metrics_hd.py takes it
+    both = run("metrics_mr.py", pred, "--pred", pred)
+    assert both.returncode == 2 and "once" in both.stderr
+    assert run("metrics_mr.py", pred, "--fps", "0").returncode == 2
+    failed = tmp_path / "failed.jsonl"
+    failed.write_text(json.dumps({"id": "a", "response": "", "gt_start": 1.0, "gt_end": 2.0, "fps": 1.0,
+                                  "status": "missing_video"}) + "\n")
+    result = run("metrics_mr.py", failed)
+    assert result.returncode == 1 and "nothing was measured" in result.stderr
+    gt = tmp_path / "gt.jsonl"
+    gt.write_text(json.dumps(gt_line(1, 10, [0, 1], [[1, 2, 3], [4, 4, 4]], [[0, 4]])) + "\n")
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    assert run("metrics_hd.py", empty, "--gt", gt).returncode == 2  # positional PRED, as metrics_mr.py takes it
+    other = tmp_path / "other.jsonl"
+    other.write_text(json.dumps({"qid": 99, "pred_saliency_scores": [1, 2]}) + "\n")
+    result = run("metrics_hd.py", other, "--gt", gt)
+    assert result.returncode == 1 and "no prediction matches" in result.stderr

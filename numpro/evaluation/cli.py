@@ -16,7 +16,6 @@ from pathlib import Path
 from .. import prompts
 from ..argtypes import positive_float, positive_int
 from ..cli_args import add_flag, add_progress, add_sampling, add_stamp_style, add_workers, stamp_style
-from ..datasets.records import DataError
 from ..jsonio import JsonInputError
 from ..video import BACKENDS
 from . import run_record
@@ -346,7 +345,7 @@ def main(spec: ScriptSpec, argv=None) -> int:
     console_logging()
     try:
         return _main(spec, args)
-    except (DataError, JsonInputError, run_record.RunMismatch, ValueError, OSError) as err:
+    except (JsonInputError, run_record.RunMismatch, ValueError, OSError) as err:  # DataError is a JsonInputError
         # a bad path or file: one message naming it, no traceback (unless --debug)
         if _debug(args):
             raise

@@ -251,11 +251,7 @@ def merge_records(task, save_path: Path, queries: list[Query]) -> list[dict]:
             latest[key] = task.refresh_truth(record, current[key])
     order = {q.key: i for i, q in enumerate(queries)}
     keys = sorted(latest, key=lambda k: (order.get(k, len(order)), k))
-    tmp = save_path.with_name(save_path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as handle:
-        for key in keys:
-            handle.write(jsonio.dumps_line(latest[key]) + "\n")
-    os.replace(tmp, save_path)
+    jsonio.write_jsonl(save_path, (latest[key] for key in keys))
     for part in save_path.parent.glob(save_path.name + ".rank*-of-*.part"):
         part.unlink()
     return [latest[k] for k in keys]

@@ -132,3 +132,41 @@ def save_metrics(path: str | os.PathLike, payload: dict) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     write_json(path, payload)
     return path
+
+
+# The two metric scripts (eval/metrics_mr.py, eval/metrics_hd.py): the same flags and the same ending.
+def add_script_arguments(parser, *, fps: float, fps_help: str) -> None:
+    """PRED (positional or --pred), --fps, --out and --show_unparsed, spelled alike in both scripts."""
+    from numpro.argtypes import nonnegative_int, positive_float
+    from numpro.cli_args import add_flag
+
+    parser.add_argument("pred", metavar="PRED", nargs="?", help="predictions (see above); or --pred")
+    add_flag(parser, "--pred", "--submission_path", dest="pred_flag", metavar="PRED", help="the same as PRED")
+    add_flag(parser, "--fps", type=positive_float, default=fps, help=fps_help + " (default: %(default)s)")
+    add_flag(parser, "--out", "--save_path", help="metrics JSON to write (default: <PRED stem>_metrics.json beside PRED)")
+    add_flag(parser, "--show_unparsed", type=nonnegative_int, default=3, metavar="N",
+             help="print the first N answers that failed to parse (default: %(default)s)")
+
+
+def prediction_path(parser, args) -> str:
+    """PRED given once, positionally or as --pred (argparse error otherwise)."""
+    if (args.pred is None) == (args.pred_flag is None):
+        parser.error("give the predictions once: PRED or --pred PRED")
+    return args.pred if args.pred is not None else args.pred_flag
+
+
+def finish_script(summary: str, payload: dict, pred: str, out: str | None, nothing_measured: str | None) -> int:
+    """Print, write the metrics file, and the exit status of the convention (numpro/cli_args.py)."""
+    import sys
+
+    print(summary)
+    try:
+        path = save_metrics(out or default_out_path(pred), payload)
+    except OSError as err:
+        print(f"error: cannot write the metrics file: {err}", file=sys.stderr)
+        return 2
+    print(f"wrote {path}")
+    if nothing_measured:
+        print(f"error: {nothing_measured}", file=sys.stderr)
+        return 1
+    return 0

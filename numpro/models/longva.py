@@ -186,7 +186,7 @@ def load(
     """
     import torch
 
-    from .longva_checkpoint import build_network, clip_frames, language_config, load_weights, read_config, vision_config
+    from .longva_checkpoint import build_network, clip_preprocessing, language_config, load_weights, read_config, vision_config
     from .longva_lora import apply_lora
 
     raw = read_config(model_path)
@@ -208,5 +208,5 @@ def load(
     if lora_path:
         network = apply_lora(network, lora_path)
     network.generation_config = read_generation_config(model_path)
-    preprocessor = LongVAPreprocessor(tokenizer, clip_frames(raw, model_path), max_frames)
+    preprocessor = LongVAPreprocessor(tokenizer, clip_preprocessing(raw, model_path), max_frames)
     return LongVAModel(network.eval(), preprocessor)

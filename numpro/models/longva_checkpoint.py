@@ -89,7 +89,6 @@ def clip_preprocessing(raw: dict, model_dir: str | Path):
     return CLIPFrames()
 
 
-clip_frames = clip_preprocessing  # the former name, still imported by models/longva.py
 
 
 def shard_map(model_dir: str | Path) -> dict[str, Path]:
