@@ -18,7 +18,7 @@ from typing import Callable, Iterator
 import numpy as np
 from tqdm import tqdm
 
-from .. import jsonio, timeline
+from .. import jsonio, protocol, timeline
 from ..metrics.report import default_out_path as metrics_path
 from ..frames import numbered_frames
 from ..stamp import StampStyle
@@ -45,7 +45,7 @@ class RunOptions:
     videos: Path
     save_path: Path
     fps: float
-    size: int = 336
+    size: int = protocol.FRAME_SIZE
     max_frames: int | None = None
     numbers: bool = True
     style: StampStyle = field(default_factory=StampStyle)
@@ -281,18 +281,11 @@ def run(task, options: RunOptions, load_model: Callable[[str], object], device: 
     a save path holding answers of a run with other answer-changing settings stops the run
     (RunMismatch) before any model is loaded. RunError when nothing useful was produced.
     """
-    import torch
-
     dist = Dist.from_env()
     device = device or default_device(dist)
     save_path = Path(options.save_path)
-    all_queries = task.load(options.annotations)
-    if not all_queries:
-        raise RunError(f"{options.annotations}: no queries to evaluate")
-    if options.limit:
-        all_queries = all_queries[: options.limit]
+    all_queries = _queries(task, options)
     _check_writable(save_path)
-
     _refuse_json_list(save_path)
     stored = None
     if run_record is not None and not options.overwrite:
@@ -300,50 +293,71 @@ def run(task, options: RunOptions, load_model: Callable[[str], object], device: 
     td = _init_distributed(dist, device)
     _barrier(td)  # every rank has compared before rank 0 rewrites anything
     if dist.rank == 0:
-        if options.overwrite:
-            discard_run(save_path)
-        if run_record is not None:
-            run_records.write(save_path, dict(run_record, annotations=dict(
-                run_record.get("annotations", {}), n_queries=len(all_queries))), stored)
+        _start(save_path, options, run_record, stored, len(all_queries))
     _barrier(td)
 
-    current = {q.key: q for q in all_queries}
-    done = {_identity(task, r) for r in _existing_records(save_path)
-            if r.get("status") == OK and _identity(task, r) in current
-            and task.same_question(r, current[_identity(task, r)])}
-    groups = [g for i, g in enumerate(group_by_video(all_queries)) if i % dist.world == dist.rank]
-    todo = [q for group in groups for q in group if q.key not in done]
-    _say(dist, f"{len(all_queries)} queries, {len(done)} already answered, "
-               f"{sum(1 for q in all_queries if q.key not in done)} to run"
-               + (f" on {dist.world} processes" if dist.world > 1 else ""))
-
+    todo = _todo(task, save_path, all_queries, dist)
     if todo:
-        model = load_model(device)
-        dataset = BatchDataset(make_units(group_by_video(todo), options.batch_size), task, options, model.preprocessor)
-        loader = torch.utils.data.DataLoader(
-            dataset, batch_size=None, shuffle=False, num_workers=options.workers,
-            collate_fn=lambda unit: unit, prefetch_factor=2 if options.workers else None,
-        )
         output = save_path if dist.world == 1 else part_path(save_path, dist.rank, dist.world)
-        bar = tqdm(total=len(todo), desc=f"rank {dist.rank}" if dist.world > 1 else "queries",
-                   unit="query", disable=not options.progress, dynamic_ncols=True, position=dist.rank)
-        with jsonio.JsonlWriter(output) as writer:
-            for unit in loader:
-                for work in unit:
-                    writer.write_many(_answer(task, model, work, options))
-                    bar.update(len(work.queries))
-        bar.close()
+        _generate(task, options, load_model(device), todo, output, dist)
 
     _barrier(td)
-    metrics = None
-    if dist.rank == 0:
-        metrics = _finish(task, options, save_path, all_queries, run_record)
+    metrics = _finish(task, options, save_path, all_queries, run_record) if dist.rank == 0 else None
     if td is not None:
         td.barrier()
         td.destroy_process_group()
     if dist.rank == 0:
         _raise_if_useless(metrics, options)
     return metrics
+
+
+def _queries(task, options: RunOptions) -> list[Query]:
+    queries = task.load(options.annotations)
+    if not queries:
+        raise RunError(f"{options.annotations}: no queries to evaluate")
+    return queries[: options.limit] if options.limit else queries
+
+
+def _start(save_path: Path, options: RunOptions, run_record: dict | None, stored: dict | None, n_queries: int) -> None:
+    """--overwrite discards the old run; the run record is written before the first query."""
+    if options.overwrite:
+        discard_run(save_path)
+    if run_record is not None:
+        annotations = dict(run_record.get("annotations", {}), n_queries=n_queries)
+        run_records.write(save_path, dict(run_record, annotations=annotations), stored)
+
+
+def _todo(task, save_path: Path, all_queries: list[Query], dist: "Dist") -> list[Query]:
+    """This rank's queries still to answer: not answered yet, or asked differently since."""
+    current = {q.key: q for q in all_queries}
+    done = {_identity(task, r) for r in _existing_records(save_path)
+            if r.get("status") == OK and _identity(task, r) in current
+            and task.same_question(r, current[_identity(task, r)])}
+    groups = [g for i, g in enumerate(group_by_video(all_queries)) if i % dist.world == dist.rank]
+    _say(dist, f"{len(all_queries)} queries, {len(done)} already answered, "
+               f"{sum(1 for q in all_queries if q.key not in done)} to run"
+               + (f" on {dist.world} processes" if dist.world > 1 else ""))
+    return [q for group in groups for q in group if q.key not in done]
+
+
+def _generate(task, options: RunOptions, model, todo: list[Query], output: Path, dist: "Dist") -> None:
+    """Answer `todo`, appending each record to `output` as it comes; DataLoader workers decode ahead."""
+    import torch
+
+    dataset = BatchDataset(make_units(group_by_video(todo), options.batch_size), task, options, model.preprocessor)
+    loader = torch.utils.data.DataLoader(
+        dataset, batch_size=None, shuffle=False, num_workers=options.workers,
+        collate_fn=lambda unit: unit, prefetch_factor=2 if options.workers else None,
+    )
+    bar = tqdm(total=len(todo), desc=f"rank {dist.rank}" if dist.world > 1 else "queries",
+               unit="query", disable=not options.progress, dynamic_ncols=True, position=dist.rank)
+    with jsonio.JsonlWriter(output) as writer:
+        for unit in loader:
+            for work in unit:
+                for record in _answer(task, model, work, options):
+                    writer.write(record)
+                    bar.update(1)
+    bar.close()
 
 
 def _barrier(td) -> None:

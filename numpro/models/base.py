@@ -115,7 +115,7 @@ register_family(Family(
     attention="sdpa",  # upstream's eval picks sdpa on torch >= 2.1.2
     hub=False, needs_processor=False, stop_strings=("<|im_end|>",),  # upstream's keyword stop
     load_args=lambda args: {"lora_path": args.lora_path, "max_frames": args.max_frames,
-                            "tokenizer_path": args.processor_path}))
+                            "processor_path": args.processor_path}))
 
 
 def family_of_model_type(model_type: str) -> Family | None:

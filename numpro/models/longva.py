@@ -140,11 +140,11 @@ def leading_bos_repetition_penalty(penalty: float, bos_token_id: int):
     return _leading_bos_class()(penalty, bos_token_id)
 
 
-def load_tokenizer(model_path: str | Path, raw_config: dict, tokenizer_path: str | Path | None = None):
+def load_tokenizer(model_path: str | Path, raw_config: dict, processor_path: str | Path | None = None):
     """The checkpoint's tokenizer plus the tokens upstream's builder adds for the config's mm flags."""
     from transformers import Qwen2Tokenizer
 
-    source = tokenizer_path or model_path
+    source = processor_path or model_path
     if (Path(source) / "tokenizer_config.json").is_file():
         tokenizer = Qwen2Tokenizer.from_pretrained(source)  # llava_qwen: always Qwen2's tokenizer
     else:
@@ -175,13 +175,13 @@ def load(
     random_init: bool = False,
     max_frames: int | None = DEFAULT_MAX_FRAMES,
     attn_implementation: str | None = None,
-    tokenizer_path: str | Path | None = None,
+    processor_path: str | Path | None = None,
 ) -> LongVAModel:
     """Load a LongVA checkpoint folder (and a NumPro-FT adapter folder, merged).
 
     `random_init=True` builds the full network from `model_path`'s config.json without reading
     weights (GPU measurements from configs/longva_7b_dpo); on device "meta" nothing is allocated.
-    Its vocabulary keeps config.vocab_size rows; the tokenizer is `tokenizer_path`'s, else a small
+    Its vocabulary keeps config.vocab_size rows; the tokenizer is `processor_path`'s (the eval's --processor_path), else a small
     one with Qwen2's special tokens.
     """
     import torch
@@ -190,7 +190,7 @@ def load(
     from .longva_lora import apply_lora
 
     raw = read_config(model_path)
-    tokenizer = load_tokenizer(model_path, raw, tokenizer_path)
+    tokenizer = load_tokenizer(model_path, raw, processor_path)
     if dtype is None:
         dtype = torch.float16 if str(device).startswith("cuda") else torch.float32
     attn = attn_implementation or "sdpa"  # upstream's eval picks sdpa on torch >= 2.1.2
