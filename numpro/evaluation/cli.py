@@ -349,7 +349,11 @@ def main(spec: ScriptSpec, argv=None) -> int:
         # a bad path or file: one message naming it, no traceback (unless --debug)
         if _debug(args):
             raise
-        print(f"error: {err}", file=sys.stderr)
+        from ..models.base import ModelError
+
+        ours = isinstance(err, (JsonInputError, run_record.RunMismatch, ModelError))
+        hint = "" if ours else f" ({type(err).__name__}; --debug shows where)"
+        print(f"error: {err}{hint}", file=sys.stderr)
         return 2
     except RunError as err:
         if _debug(args):
