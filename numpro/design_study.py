@@ -409,30 +409,11 @@ def _resolve_device(device: str) -> str:
 
 def run_study(args) -> list[dict]:
     """Compute (or resume) every style's row and write the outputs; returns the rows."""
-    from tqdm import tqdm
-
     images_dir = Path(args.images)
     if not images_dir.is_dir():
         raise StudyError(f"images folder not found: {images_dir}")
     model = _check_model(args.clip)
-    pairs = read_pairs(args.captions, images_dir)
-    if not pairs:
-        raise StudyError(f"{args.captions}: no image-caption pairs")
-    present = [p for p in pairs if p.image.is_file()]
-    if not present:
-        raise StudyError(f"none of the {len(pairs)} images listed in {args.captions} is in {images_dir} "
-                         f"(first expected: {pairs[0].image})")
-    if len(present) < len(pairs):
-        first = next(p.image for p in pairs if not p.image.is_file())
-        _warn(f"{len(pairs) - len(present)} of {len(pairs)} images listed in {args.captions} are missing from "
-              f"{images_dir} (first: {first.name}); the sample is drawn from the other {len(present)}")
-    sample = draw_sample(present, args.pairs, args.seed, progress=not args.quiet)
-    for name, reason in sample.unreadable:
-        _warn(f"skipped unreadable image {name}: {reason}")
-    if not sample.pairs:
-        raise StudyError(f"none of the images listed in {args.captions} could be read")
-    if len(sample.pairs) < args.pairs:
-        _warn(f"only {len(sample.pairs)} usable pairs (asked for {args.pairs}): the study uses all of them")
+    sample, listed, missing = _usable_sample(args, images_dir)
 
     styles: list[StampStyle | None] = style_grid(args.sizes, args.colors, args.positions)
     if not args.no_baseline:
@@ -451,34 +432,71 @@ def run_study(args) -> list[dict]:
     started = time.perf_counter()
     if todo:
         device = _resolve_device(args.device)
-        try:
-            scorer = ClipScorer(model, device, args.dtype)
-        except Exception as err:  # noqa: BLE001  any loader failure (hub, config, safetensors) is a bad --clip
-            reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-            raise StudyError(f"cannot load CLIP model {args.clip}: {reason}") from None
-        numbers = scorer.embed_texts([str(k) for k in range(NUMBERS)], args.batch_size)
-        captions = scorer.embed_texts([p.caption for p in sample.pairs], args.batch_size)
-        bar = tqdm(total=len(todo) * len(sample.images), desc="CLIP", unit="img", disable=args.quiet,
-                   dynamic_ncols=True)
-        try:
-            with JsonlWriter(results_path) as writer:
-                for style in todo:
-                    bar.set_postfix_str(style_label(style))
-                    row = evaluate_style(scorer, style, sample.images, numbers, captions, args.batch_size, bar)
-                    writer.write({"fingerprint": key, **row})  # saved now: a killed run resumes here
-                    done[row["style"]] = row
-        finally:
-            bar.close()
+        scorer = _load_scorer(model, device, args)
+        done.update(_score_styles(scorer, todo, sample, args, results_path, key))
 
     rows = [done[style_label(s)] for s in styles]
     run = {"settings": settings, "fingerprint": key, "clip": args.clip, "pairs_requested": args.pairs,
-           "pairs_listed": len(pairs), "images_missing": len(pairs) - len(present),
+           "pairs_listed": listed, "images_missing": missing,
            "images_unreadable": [name for name, _ in sample.unreadable], "styles": len(styles),
            "computed_now": len(todo), "device": device, "batch_size": args.batch_size,
            "seconds": round(time.perf_counter() - started, 2)}
     title = (f"CLIP {Path(args.clip).name}: {len(sample.pairs)} image-caption pairs, number i mod 100 on image i "
              f"(seed {args.seed})")
     write_outputs(rows, output, run, title)
+    return rows
+
+
+def _usable_sample(args, images_dir: Path) -> tuple[Sample, int, int]:
+    """The seeded sample drawn from the listed pairs whose image is there; with the pairs listed and missing."""
+    pairs = read_pairs(args.captions, images_dir)
+    if not pairs:
+        raise StudyError(f"{args.captions}: no image-caption pairs")
+    present = [p for p in pairs if p.image.is_file()]
+    if not present:
+        raise StudyError(f"none of the {len(pairs)} images listed in {args.captions} is in {images_dir} "
+                         f"(first expected: {pairs[0].image})")
+    if len(present) < len(pairs):
+        first = next(p.image for p in pairs if not p.image.is_file())
+        _warn(f"{len(pairs) - len(present)} of {len(pairs)} images listed in {args.captions} are missing from "
+              f"{images_dir} (first: {first.name}); the sample is drawn from the other {len(present)}")
+    sample = draw_sample(present, args.pairs, args.seed, progress=not args.quiet)
+    for name, reason in sample.unreadable:
+        _warn(f"skipped unreadable image {name}: {reason}")
+    if not sample.pairs:
+        raise StudyError(f"none of the images listed in {args.captions} could be read")
+    if len(sample.pairs) < args.pairs:
+        _warn(f"only {len(sample.pairs)} usable pairs (asked for {args.pairs}): the study uses all of them")
+    return sample, len(pairs), len(pairs) - len(present)
+
+
+def _load_scorer(model: str, device: str, args) -> ClipScorer:
+    try:
+        return ClipScorer(model, device, args.dtype)
+    except Exception as err:  # noqa: BLE001  any loader failure (hub, config, safetensors) is a bad --clip
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise StudyError(f"cannot load CLIP model {args.clip}: {reason}") from None
+
+
+def _score_styles(scorer: ClipScorer, todo: Sequence[StampStyle | None], sample: Sample, args, results_path: Path,
+                  key: str) -> dict[str, dict]:
+    """Each style's row by its label, each appended to the results file as it finishes."""
+    from tqdm import tqdm
+
+    numbers = scorer.embed_texts([str(k) for k in range(NUMBERS)], args.batch_size)
+    captions = scorer.embed_texts([p.caption for p in sample.pairs], args.batch_size)
+    bar = tqdm(total=len(todo) * len(sample.images), desc="CLIP", unit="img", disable=args.quiet,
+               dynamic_ncols=True)
+    rows: dict[str, dict] = {}
+    try:
+        with JsonlWriter(results_path) as writer:
+            for style in todo:
+                bar.set_postfix_str(style_label(style))
+                row = evaluate_style(scorer, style, sample.images, numbers, captions, args.batch_size, bar)
+                writer.write({"fingerprint": key, **row})  # saved now: a killed run resumes here
+                rows[row["style"]] = row
+    finally:
+        bar.close()
     return rows
 
 

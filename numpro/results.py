@@ -303,7 +303,21 @@ def _show(value: Any) -> str:
 
 
 def build(paths: Iterable[str | os.PathLike]) -> Table:
-    paths = list(paths)
+    table = _read_runs(list(paths))
+    kept = _newest_per_cell(table.runs, table.warnings)
+    labels = _row_labels(table.runs)
+    for label in labels:
+        row_runs = sorted((r for (l, _), r in kept.items() if l == label), key=lambda r: r.number)
+        table.warnings.extend(_protocol_warnings(label, row_runs))
+    table.warnings.extend(_limit_warnings(kept))
+    groups = _column_groups(kept)
+    out = _table_lines(labels, groups, kept) + _notes(table)
+    table.markdown = "\n".join(out) + "\n"
+    return table
+
+
+def _read_runs(paths: list) -> Table:
+    """The table's runs, numbered [1..n] in file order; unreadable and record-less files noted on the table."""
     skipped: list[Path] = []
     files = find_metrics(paths, skipped)
     if not files:
@@ -312,11 +326,15 @@ def build(paths: Iterable[str | os.PathLike]) -> Table:
     table = Table(markdown="", skipped_sweeps=skipped)
     loaded = [_load(path, 0, table) for path in files]
     runs = [run for run in loaded if run is not None]
+    # Numbered after loading so the source numbers have no gaps for files left out.
     for number, run in enumerate(runs, start=1):
         run.number = number
     table.runs = runs
+    return table
 
-    # Cells: (row, dataset) -> the newest run; the others are named in a warning.
+
+def _newest_per_cell(runs: list[Run], warnings: list[str]) -> dict[tuple[str, str], Run]:
+    """(row, dataset) -> the newest run; each cell filled more than once gets a warning naming the others."""
     cells: dict[tuple[str, str], list[Run]] = {}
     for run in runs:
         cells.setdefault((run.label, run.dataset), []).append(run)
@@ -328,27 +346,39 @@ def build(paths: Iterable[str | os.PathLike]) -> Table:
         if len(group) > 1:
             newest = group[-1]
             others = "; ".join(f"[{r.number}] {r.metrics_path} (started {r.run.get('started', '?')})" for r in group[:-1])
-            table.warnings.append(f"{label}, {newest.dataset_title}: {len(group)} runs fill this cell; kept the newest "
-                                  f"[{newest.number}] {newest.metrics_path} (started {newest.run.get('started', '?')}), "
-                                  f"left out {others}")
+            warnings.append(f"{label}, {newest.dataset_title}: {len(group)} runs fill this cell; kept the newest "
+                            f"[{newest.number}] {newest.metrics_path} (started {newest.run.get('started', '?')}), "
+                            f"left out {others}")
+    return kept
 
-    # Rows: the paper's in its order (always, so the table shows what is not yet run), then ours.
+
+def _row_labels(runs: list[Run]) -> list[str]:
+    """The paper's rows in its order (always, so the table shows what is not yet run), then ours."""
     labels = list(paper.MAIN)
     labels += sorted({run.label for run in runs} - set(labels))
-    for label in labels:
-        row_runs = sorted((r for (l, _), r in kept.items() if l == label), key=lambda r: r.number)
-        table.warnings.extend(_protocol_warnings(label, row_runs))
+    return labels
+
+
+def _limit_warnings(kept: dict[tuple[str, str], Run]) -> list[str]:
+    warnings = []
     for run in sorted(kept.values(), key=lambda r: r.number):
         limit = ((run.record or {}).get("arguments") or {}).get("limit")
         if limit:
-            table.warnings.append(f"[{run.number}] {run.metrics_path}: only the first {limit} queries were evaluated "
-                                  f"(--limit {limit}); not comparable to the paper's full test set")
+            warnings.append(f"[{run.number}] {run.metrics_path}: only the first {limit} queries were evaluated "
+                            f"(--limit {limit}); not comparable to the paper's full test set")
+    return warnings
 
-    # Columns: the paper's datasets, then any other dataset of ours.
+
+def _column_groups(kept: dict[tuple[str, str], Run]) -> list[tuple]:
+    """(key, title, metric keys, short names): the paper's datasets, then any other dataset of ours."""
     groups = [(key, title, keys, short) for key, (title, _task, keys, short) in paper.DATASETS.items()]
     extra = sorted({(r.dataset, r.dataset_title, r.keys()) for r in kept.values() if r.dataset not in paper.DATASETS})
     groups += [(key, title, keys, keys) for key, title, keys in extra]
+    return groups
 
+
+def _table_lines(labels: list[str], groups: list[tuple], kept: dict[tuple[str, str], Run]) -> list[str]:
+    """The Markdown table: a `paper` and an `ours` line for the paper's rows, an `ours` line for the others."""
     header = ["Model", ""] + [f"{title} {name}" if i == 0 else name
                               for _k, title, _keys, short in groups for i, name in enumerate(short)]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * 2 + "---:|" * (len(header) - 2)]
@@ -366,13 +396,17 @@ def build(paths: Iterable[str | os.PathLike]) -> Table:
             lines.append("| " + " | ".join(["", "ours", *ours]) + " |")
         else:
             lines.append("| " + " | ".join([label, "ours", *ours]) + " |")
+    return lines
 
-    out = lines + ["", f"{NONE}: not run (ours) or not reported (paper). Ours are scored with upstream's answer parser, "
-                       "as the paper's; each metrics file also holds the tolerant parser's numbers under `tolerant`. "
-                       + paper.RERUN_NOTE]
-    if runs:
+
+def _notes(table: Table) -> list[str]:
+    """What follows the table: the legend, the sources [k], the warnings and what was left out."""
+    out = ["", f"{NONE}: not run (ours) or not reported (paper). Ours are scored with upstream's answer parser, "
+               "as the paper's; each metrics file also holds the tolerant parser's numbers under `tolerant`. "
+               + paper.RERUN_NOTE]
+    if table.runs:
         out += ["", "Sources:", ""]
-        out += [f"{run.number}. {_source_line(run)}" for run in runs]
+        out += [f"{run.number}. {_source_line(run)}" for run in table.runs]
     if table.warnings:
         out += ["", "Warnings:", ""] + [f"- {w}" for w in table.warnings]
     if table.without_record:
@@ -383,8 +417,7 @@ def build(paths: Iterable[str | os.PathLike]) -> Table:
     if table.skipped_sweeps:
         out += ["", "Left out: number-design sweeps (their own table is each folder's sweep.md; name a folder to "
                     "include it): " + ", ".join(f"`{path}`" for path in table.skipped_sweeps)]
-    table.markdown = "\n".join(out) + "\n"
-    return table
+    return out
 
 
 def _write_text(path: Path, text: str) -> None:

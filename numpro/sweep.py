@@ -285,6 +285,38 @@ def _comparability_notes(output: Path, outcomes: list[Outcome]) -> list[str]:
 
 
 def run_sweep(args) -> tuple[list[Outcome], int]:
+    script, script_args = _script_and_arguments(args)
+    output = Path(args.output)
+    styles = grid(args.sizes, args.colors, args.positions)
+    spec = load_spec(script)
+    task = getattr(spec, "task", "mr")
+    state_path = output / "sweep.json"
+    state = _read_state(state_path)
+    runs_state: dict = state.get("styles", {})
+    plan = _plan(args.python, script, script_args, output, styles, spec, runs_state)
+
+    if args.dry_run:
+        for style, cmd, done, why in plan:
+            print(("# done, skipped: " if done else "") + shlex.join(cmd))
+        return [], 0
+
+    def save_state() -> None:
+        write_json(state_path, dict(state, script=str(script), script_args=script_args, styles=runs_state))
+
+    output.mkdir(parents=True, exist_ok=True)
+    save_state()
+    outcomes = _run_plan(plan, output, task, runs_state, save_state)
+    failed = sum(o.state == "failed" for o in outcomes)
+    csv_path, md_path = write_tables(output, outcomes, task)
+    print(md_path.read_text(encoding="utf-8"), end="")
+    print(f"wrote {csv_path} and {md_path} ({len(outcomes)} styles: "
+          f"{sum(o.state == 'skipped' for o in outcomes)} already done, {sum(o.state == 'done' for o in outcomes)} run, "
+          f"{failed} failed)")
+    return outcomes, failed
+
+
+def _script_and_arguments(args) -> tuple[Path, list[str]]:
+    """The eval script and its arguments, refused when it is missing or they hold a flag the sweep sets."""
     script = Path(args.script)
     if not script.is_file():
         raise SweepError(f"eval script not found: {script}")
@@ -293,37 +325,37 @@ def run_sweep(args) -> tuple[list[Outcome], int]:
         flag = word.split("=", 1)[0]
         if flag in OWN_FLAGS or flag.replace("-", "_") in OWN_FLAGS:
             raise SweepError(f"{flag} is set by the sweep for each style; leave it out of the script's arguments")
-    output = Path(args.output)
-    styles = grid(args.sizes, args.colors, args.positions)
-    spec = load_spec(script)
-    task = getattr(spec, "task", "mr")
-    state_path = output / "sweep.json"
-    state: dict = {}
-    if state_path.is_file():
-        try:
-            loaded = read_json(state_path)
-            state = loaded if isinstance(loaded, dict) else {}
-        except JsonInputError:
-            state = {}
-    runs_state: dict = state.get("styles", {})
+    return script, script_args
 
-    outcomes: list[Outcome] = []
-    failed = 0
+
+def _read_state(path: Path) -> dict:
+    """The sweep's saved state (each style's last status); empty when there is none or it cannot be read."""
+    if not path.is_file():
+        return {}
+    try:
+        loaded = read_json(path)
+    except JsonInputError:
+        return {}
+    return loaded if isinstance(loaded, dict) else {}
+
+
+def _plan(python: str, script: Path, script_args: list[str], output: Path, styles: list[Style], spec,
+          runs_state: dict) -> list[tuple[Style, list[str], bool, str]]:
+    """(style, command, already done, why it runs) for every style of the grid."""
     plan = []
     for style in styles:
-        cmd = command(args.python, script, script_args, output, style)
+        cmd = command(python, script, script_args, output, style)
         expected = resolved_arguments(spec, cmd[2:])
         failed_before = runs_state.get(style.name, {}).get("status") == "failed"
         done, why = finished(output, style, script, expected, failed_before)
         plan.append((style, cmd, done, why))
+    return plan
 
-    if args.dry_run:
-        for style, cmd, done, why in plan:
-            print(("# done, skipped: " if done else "") + shlex.join(cmd))
-        return [], 0
 
-    output.mkdir(parents=True, exist_ok=True)
-    write_json(state_path, dict(state, script=str(script), script_args=script_args, styles=runs_state))
+def _run_plan(plan: list[tuple[Style, list[str], bool, str]], output: Path, task: str, runs_state: dict,
+              save_state) -> list[Outcome]:
+    """Run every style not yet done, one after the other, saving the state after each."""
+    outcomes: list[Outcome] = []
     for index, (style, cmd, done, why) in enumerate(plan, start=1):
         p = paths(output, style)
         if done:
@@ -335,26 +367,25 @@ def run_sweep(args) -> tuple[list[Outcome], int]:
             returncode = _run_logged(cmd, p["log"])
         except KeyboardInterrupt:
             print(f"interrupted during {style.name}; rerun the same command to resume", file=sys.stderr)
-            write_tables(output, outcomes, task)
+            write_tables(output, outcomes, task)  # the styles finished so far keep their table
             raise
-        if returncode == 0 and p["metrics"].is_file():
-            metrics = read_json(p["metrics"])
-            outcomes.append(Outcome(style, "done", metrics=metrics if isinstance(metrics, dict) else {}))
-            runs_state[style.name] = {"status": "done", "command": cmd}
-        else:
-            reason = _reason(p["log"], returncode) if returncode else "exit status 0 but no metrics file was written"
-            outcomes.append(Outcome(style, "failed", reason=reason))
-            runs_state[style.name] = {"status": "failed", "command": cmd, "reason": reason}
-            failed += 1
-            print(f"{style.name}: failed, {reason}", file=sys.stderr, flush=True)
-        write_json(state_path, dict(state, script=str(script), script_args=script_args, styles=runs_state))
+        outcome = _outcome(style, returncode, p)
+        outcomes.append(outcome)
+        runs_state[style.name] = {"status": outcome.state, "command": cmd}
+        if outcome.state == "failed":
+            runs_state[style.name]["reason"] = outcome.reason
+        save_state()
+    return outcomes
 
-    csv_path, md_path = write_tables(output, outcomes, task)
-    print(md_path.read_text(encoding="utf-8"), end="")
-    print(f"wrote {csv_path} and {md_path} ({len(outcomes)} styles: "
-          f"{sum(o.state == 'skipped' for o in outcomes)} already done, {sum(o.state == 'done' for o in outcomes)} run, "
-          f"{failed} failed)")
-    return outcomes, failed
+
+def _outcome(style: Style, returncode: int, p: dict[str, Path]) -> Outcome:
+    """A finished run is done only with exit status 0 and a metrics file."""
+    if returncode == 0 and p["metrics"].is_file():
+        metrics = read_json(p["metrics"])
+        return Outcome(style, "done", metrics=metrics if isinstance(metrics, dict) else {})
+    reason = _reason(p["log"], returncode) if returncode else "exit status 0 but no metrics file was written"
+    print(f"{style.name}: failed, {reason}", file=sys.stderr, flush=True)
+    return Outcome(style, "failed", reason=reason)
 
 
 def register(subparsers, name: str, help_text: str) -> None:

@@ -70,3 +70,20 @@ def dataset(tmp_path_factory):
     (root / "test.json").write_text(json.dumps(records))
     (root / "qvh.jsonl").write_text("".join(json.dumps(r) + "\n" for r in qvh))
     return root
+
+
+# The tiny LongVA (numpro.models.longva_tiny, seed 0) is shared by the LongVA, fidelity and training
+# tests: building and loading it once saves each module doing it again. Tests only read the
+# checkpoint (they copy it before changing it) and restore anything they change on the model.
+@pytest.fixture(scope="session")
+def tiny_lva_dir(tmp_path_factory) -> Path:
+    from numpro.models import longva  # torch is imported only by the tests that need it
+
+    return longva.build_tiny(tmp_path_factory.mktemp("longva") / "model")
+
+
+@pytest.fixture(scope="session")
+def tiny_lva(tiny_lva_dir):
+    from numpro.models import longva
+
+    return longva.load(tiny_lva_dir)

@@ -31,11 +31,6 @@ def frames(count: int, seed: int = 0, size=(336, 336)) -> np.ndarray:
 # ---- LongVA: the leading bos in the repetition penalty's history ------------------------------
 
 
-@pytest.fixture(scope="module")
-def lva(tmp_path_factory):
-    return longva.load(longva.build_tiny(tmp_path_factory.mktemp("longva") / "model"))
-
-
 def close_call_scores(vocab: int, bos: int, runner_up: int) -> torch.Tensor:
     """One row of logits: bos on top, the runner-up 1.5% below it, everything else far down."""
     scores = torch.full((1, vocab), -5.0)
@@ -44,12 +39,12 @@ def close_call_scores(vocab: int, bos: int, runner_up: int) -> torch.Tensor:
     return scores
 
 
-def test_counting_the_bos_flips_a_close_call_against_it(lva):
+def test_counting_the_bos_flips_a_close_call_against_it(tiny_lva):
     from transformers import RepetitionPenaltyLogitsProcessor
 
-    bos = lva.tokenizer.convert_tokens_to_ids("<|endoftext|>")
-    other = lva.tokenizer.convert_tokens_to_ids("a")
-    vocab = len(lva.tokenizer)
+    bos = tiny_lva.tokenizer.convert_tokens_to_ids("<|endoftext|>")
+    other = tiny_lva.tokenizer.convert_tokens_to_ids("a")
+    vocab = len(tiny_lva.tokenizer)
     no_tokens_yet = torch.zeros((1, 0), dtype=torch.long)  # first step of generate(inputs_embeds=...)
 
     upstream = longva.leading_bos_repetition_penalty(PENALTY, bos)
@@ -63,48 +58,48 @@ def test_counting_the_bos_flips_a_close_call_against_it(lva):
     assert scores.argmax(-1).item() == bos
 
 
-def test_the_bos_is_penalised_once_and_negative_logits_are_multiplied(lva):
-    bos = lva.tokenizer.convert_tokens_to_ids("<|endoftext|>")
-    other = lva.tokenizer.convert_tokens_to_ids("a")
+def test_the_bos_is_penalised_once_and_negative_logits_are_multiplied(tiny_lva):
+    bos = tiny_lva.tokenizer.convert_tokens_to_ids("<|endoftext|>")
+    other = tiny_lva.tokenizer.convert_tokens_to_ids("a")
     process = longva.leading_bos_repetition_penalty(PENALTY, bos)
-    scores = torch.zeros((1, len(lva.tokenizer)))
+    scores = torch.zeros((1, len(tiny_lva.tokenizer)))
     scores[0, bos], scores[0, other] = 2.0, -2.0
     out = process(torch.tensor([[bos, other, bos]]), scores)  # bos generated again: still counted once
     assert out[0, bos].item() == pytest.approx(2.0 / PENALTY)
     assert out[0, other].item() == pytest.approx(-2.0 * PENALTY)
 
 
-def test_decoding_counts_the_generation_configs_bos(lva):
+def test_decoding_counts_the_generation_configs_bos(tiny_lva):
     from transformers import RepetitionPenaltyLogitsProcessor
 
-    kwargs = lva.decoding(16)
+    kwargs = tiny_lva.decoding(16)
     assert kwargs["repetition_penalty"] == 1.0  # transformers' own penalty is off; ours replaces it
     penalties = [p for p in kwargs["logits_processor"] if isinstance(p, RepetitionPenaltyLogitsProcessor)]
     assert len(penalties) == 1 and penalties[0].penalty == PENALTY
-    endoftext = lva.tokenizer.convert_tokens_to_ids("<|endoftext|>")
-    assert lva.network.generation_config.bos_token_id == endoftext
+    endoftext = tiny_lva.tokenizer.convert_tokens_to_ids("<|endoftext|>")
+    assert tiny_lva.network.generation_config.bos_token_id == endoftext
     assert penalties[0].bos_token_id == endoftext
 
 
-def test_without_a_bos_in_the_generation_config_the_tokenizers_endoftext_is_used(lva):
-    saved = lva.network.generation_config
-    lva.network.generation_config = config = copy.deepcopy(saved)
+def test_without_a_bos_in_the_generation_config_the_tokenizers_endoftext_is_used(tiny_lva):
+    saved = tiny_lva.network.generation_config
+    tiny_lva.network.generation_config = config = copy.deepcopy(saved)
     try:
         config.bos_token_id = None
-        assert lva.bos_token_id() == lva.tokenizer.convert_tokens_to_ids("<|endoftext|>")
+        assert tiny_lva.bos_token_id() == tiny_lva.tokenizer.convert_tokens_to_ids("<|endoftext|>")
         config.bos_token_id = 7
-        assert lva.decoding(4)["logits_processor"][0].bos_token_id == 7
+        assert tiny_lva.decoding(4)["logits_processor"][0].bos_token_id == 7
     finally:
-        lva.network.generation_config = saved
+        tiny_lva.network.generation_config = saved
 
 
-def test_every_row_of_a_left_padded_batch_penalises_the_bos(lva):
+def test_every_row_of_a_left_padded_batch_penalises_the_bos(tiny_lva):
     """The lm_head is forced to a close call between `<|endoftext|>` (a stop id) and another token at
     every step. Counting the bos, each row first says the other token, then (now both penalised)
     stops; without it each row would stop at once with an empty answer."""
-    bos = lva.tokenizer.convert_tokens_to_ids("<|endoftext|>")
-    other = lva.tokenizer.convert_tokens_to_ids("a")
-    assert bos in lva.stop_token_ids()
+    bos = tiny_lva.tokenizer.convert_tokens_to_ids("<|endoftext|>")
+    other = tiny_lva.tokenizer.convert_tokens_to_ids("a")
+    assert bos in tiny_lva.stop_token_ids()
 
     def close_call(module, inputs, output):
         output = output.clone()
@@ -114,19 +109,19 @@ def test_every_row_of_a_left_padded_batch_penalises_the_bos(lva):
         return output
 
     videos, texts = [frames(3, 1), frames(1, 2)], [TEXT, "Where is the dog?"]
-    batch = lva.preprocessor(videos, texts, 0.5)
+    batch = tiny_lva.preprocessor(videos, texts, 0.5)
     mask = batch.tensors["attention_mask"]
     assert (mask[:, 0] == 0).any() and mask[:, -1].all()  # left padded
-    handle = lva.network.lm_head.register_forward_hook(close_call)
+    handle = tiny_lva.network.lm_head.register_forward_hook(close_call)
     try:
         with torch.no_grad():
-            embeds, attention = lva.prepare(batch)
-            raw = lva.network.generate(inputs_embeds=embeds, attention_mask=attention, **lva.decoding(6))
-        answers = lva.generate(batch, 6)
+            embeds, attention = tiny_lva.prepare(batch)
+            raw = tiny_lva.network.generate(inputs_embeds=embeds, attention_mask=attention, **tiny_lva.decoding(6))
+        answers = tiny_lva.generate(batch, 6)
     finally:
         handle.remove()
     assert raw.tolist() == [[other, bos], [other, bos]]
-    assert answers == [lva.tokenizer.decode([other])] * 2
+    assert answers == [tiny_lva.tokenizer.decode([other])] * 2
 
 
 # ---- Qwen2-VL: qwen-vl-utils 0.0.8's frame count and pixel budget ------------------------------

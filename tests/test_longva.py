@@ -31,16 +31,6 @@ QWEN_1_5 = (
 TEXT = "The red numbers on each frame represent the frame number.During which frames can we see a person?"
 
 
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory) -> Path:
-    return longva.build_tiny(tmp_path_factory.mktemp("longva") / "model")
-
-
-@pytest.fixture(scope="module")
-def model(tiny):
-    return longva.load(tiny)
-
-
 def frames(count: int, seed: int, size=(336, 336)) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 256, (count, *size, 3), dtype=np.uint8)
 
@@ -59,12 +49,12 @@ def logits(model, batch):
 # ---- on-disk layout -------------------------------------------------------------------------
 
 
-def test_tiny_has_the_real_checkpoint_layout(tiny):
-    raw = read_config(tiny)
+def test_tiny_has_the_real_checkpoint_layout(tiny_lva_dir):
+    raw = read_config(tiny_lva_dir)
     real = json.loads((REPO / "configs/longva_7b_dpo/config.json").read_text())
     assert set(raw) == set(real)
     assert raw["model_type"] == "llava_qwen" and raw["architectures"] == ["LlavaQwenForCausalLM"]
-    index = json.loads((tiny / INDEX_NAME).read_text())
+    index = json.loads((tiny_lva_dir / INDEX_NAME).read_text())
     shards = sorted(set(index["weight_map"].values()))
     assert shards == ["model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"]
     keys = set(index["weight_map"])
@@ -74,9 +64,9 @@ def test_tiny_has_the_real_checkpoint_layout(tiny):
                 "model.vision_tower.vision_tower.vision_model.post_layernorm.weight"]:
         assert key in keys
     assert not any("image_newline" in k for k in keys)
-    generation = json.loads((tiny / "generation_config.json").read_text())
+    generation = json.loads((tiny_lva_dir / "generation_config.json").read_text())
     assert generation["repetition_penalty"] == 1.05
-    assert (tiny / "tokenizer_config.json").is_file()
+    assert (tiny_lva_dir / "tokenizer_config.json").is_file()
 
 
 def test_real_config_builds_the_full_size_network_without_memory():
@@ -96,13 +86,13 @@ def test_real_config_builds_the_full_size_network_without_memory():
 # ---- strict loading ---------------------------------------------------------------------------
 
 
-def test_load_cuts_vocabulary_rows_and_reads_every_tensor(tiny, model):
+def test_load_cuts_vocabulary_rows_and_reads_every_tensor(tiny_lva_dir, tiny_lva):
     from safetensors import safe_open
 
-    rows = len(model.tokenizer)
-    assert read_config(tiny)["vocab_size"] > rows
-    state = model.network.state_dict()
-    for key, path in shard_map(tiny).items():
+    rows = len(tiny_lva.tokenizer)
+    assert read_config(tiny_lva_dir)["vocab_size"] > rows
+    state = tiny_lva.network.state_dict()
+    for key, path in shard_map(tiny_lva_dir).items():
         with safe_open(path, framework="pt") as handle:
             stored = handle.get_tensor(key)
         if key in ("model.embed_tokens.weight", "lm_head.weight"):
@@ -111,14 +101,14 @@ def test_load_cuts_vocabulary_rows_and_reads_every_tensor(tiny, model):
         assert torch.equal(state[key], stored), key
 
 
-def test_save_and_load_round_trip_gives_the_same_logits(tiny, model, tmp_path):
-    out = copy_checkpoint(tiny, tmp_path / "copy")
+def test_save_and_load_round_trip_gives_the_same_logits(tiny_lva_dir, tiny_lva, tmp_path):
+    out = copy_checkpoint(tiny_lva_dir, tmp_path / "copy")
     for shard in out.glob("model-*.safetensors"):
         shard.unlink()
-    save_llava_checkpoint(model.network, read_config(tiny), out, num_shards=3)
+    save_llava_checkpoint(tiny_lva.network, read_config(tiny_lva_dir), out, num_shards=3)
     again = longva.load(out)
-    batch = model.preprocessor([frames(2, 0)], [TEXT], 0.5)
-    assert torch.equal(logits(model, batch), logits(again, batch))
+    batch = tiny_lva.preprocessor([frames(2, 0)], [TEXT], 0.5)
+    assert torch.equal(logits(tiny_lva, batch), logits(again, batch))
 
 
 def _rewrite(checkpoint: Path, edit) -> None:
@@ -135,8 +125,8 @@ def _rewrite(checkpoint: Path, edit) -> None:
     (checkpoint / INDEX_NAME).write_text(json.dumps(index))
 
 
-def test_a_missing_key_is_an_error_naming_it(tiny, tmp_path):
-    out = copy_checkpoint(tiny, tmp_path / "missing")
+def test_a_missing_key_is_an_error_naming_it(tiny_lva_dir, tmp_path):
+    out = copy_checkpoint(tiny_lva_dir, tmp_path / "missing")
     dropped = []
     _rewrite(out, lambda state: dropped.append(sorted(state)[-1]) or state.pop(dropped[0]))
     with pytest.raises(CheckpointError, match="missing") as error:
@@ -144,22 +134,22 @@ def test_a_missing_key_is_an_error_naming_it(tiny, tmp_path):
     assert dropped[0] in str(error.value)
 
 
-def test_an_unexpected_key_is_an_error_naming_it(tiny, tmp_path):
-    out = copy_checkpoint(tiny, tmp_path / "unexpected")
+def test_an_unexpected_key_is_an_error_naming_it(tiny_lva_dir, tmp_path):
+    out = copy_checkpoint(tiny_lva_dir, tmp_path / "unexpected")
     _rewrite(out, lambda state: state.update({"model.image_newline": torch.zeros(32)}))
     with pytest.raises(CheckpointError, match="unexpected.*model.image_newline"):
         longva.load(out)
 
 
-def test_a_stored_position_ids_buffer_is_passed_over(tiny, tmp_path):
-    out = copy_checkpoint(tiny, tmp_path / "buffer")
+def test_a_stored_position_ids_buffer_is_passed_over(tiny_lva_dir, tmp_path):
+    out = copy_checkpoint(tiny_lva_dir, tmp_path / "buffer")
     key = "model.vision_tower.vision_tower.vision_model.embeddings.position_ids"
     _rewrite(out, lambda state: state.update({key: torch.arange(577).unsqueeze(0)}))
     longva.load(out)
 
 
-def test_a_wrong_shape_is_an_error(tiny, tmp_path):
-    out = copy_checkpoint(tiny, tmp_path / "shape")
+def test_a_wrong_shape_is_an_error(tiny_lva_dir, tmp_path):
+    out = copy_checkpoint(tiny_lva_dir, tmp_path / "shape")
     key = "model.mm_projector.0.bias"
     path = shard_map(out)[key]
     from safetensors.torch import load_file, save_file
@@ -174,14 +164,14 @@ def test_a_wrong_shape_is_an_error(tiny, tmp_path):
 # ---- prompt and pixels ----------------------------------------------------------------------
 
 
-def test_prompt_is_the_qwen_1_5_template_and_ids_put_the_placeholder_at_image(model):
-    batch = model.preprocessor([frames(1, 1)], [TEXT], 0.5)
+def test_prompt_is_the_qwen_1_5_template_and_ids_put_the_placeholder_at_image(tiny_lva):
+    batch = tiny_lva.preprocessor([frames(1, 1)], [TEXT], 0.5)
     assert batch.prompts == [QWEN_1_5.format(TEXT)]
     ids = batch.tensors["input_ids"][0][batch.tensors["attention_mask"][0].bool()].tolist()
     # Independent route: the whole template tokenised at once with a special token standing in
     # for <image> (special tokens are split boundaries, like LLaVA's per-chunk tokenisation).
     marker = "<|endoftext|>"
-    tokenizer = model.tokenizer
+    tokenizer = tiny_lva.tokenizer
     whole = tokenizer(QWEN_1_5.replace("<image>", marker).format(TEXT)).input_ids
     marker_id = tokenizer.convert_tokens_to_ids(marker)
     assert whole.count(marker_id) == 1
@@ -189,43 +179,43 @@ def test_prompt_is_the_qwen_1_5_template_and_ids_put_the_placeholder_at_image(mo
     assert ids.count(IMAGE_TOKEN_INDEX) == 1
 
 
-def test_user_text_with_an_image_tag_is_refused(model):
+def test_user_text_with_an_image_tag_is_refused(tiny_lva):
     with pytest.raises(ValueError, match="<image>"):
-        model.preprocessor([frames(1, 1)], ["look <image> here"], 0.5)
+        tiny_lva.preprocessor([frames(1, 1)], ["look <image> here"], 0.5)
 
 
 @pytest.mark.parametrize("size", [(336, 336), (240, 400)])
-def test_pixels_equal_clip_image_processor(model, size):
+def test_pixels_equal_clip_image_processor(tiny_lva, size):
     from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
 
     video = frames(3, 2, size)
-    batch = model.preprocessor([video], ["x"], 0.5)
-    ours = model.preprocessor.clip.normalize(batch.tensors["frames"])
+    batch = tiny_lva.preprocessor([video], ["x"], 0.5)
+    ours = tiny_lva.preprocessor.clip.normalize(batch.tensors["frames"])
     processor = CLIPImageProcessorPil(size={"shortest_edge": 336}, crop_size={"height": 336, "width": 336})
     reference = processor(list(video), return_tensors="pt")["pixel_values"]
     assert ours.shape == reference.shape == (3, 3, 336, 336)
     assert torch.equal(ours, reference)
 
 
-def test_preprocessor_takes_capped_frames_and_rejects_more_than_its_cap(model):
+def test_preprocessor_takes_capped_frames_and_rejects_more_than_its_cap(tiny_lva):
     """The frames arrive capped (numpro.frames); re-capping here would feed other frames than
     the ones sampled, dumped and recorded."""
     from numpro.models.longva_inputs import LongVAPreprocessor
 
-    capped = LongVAPreprocessor(model.tokenizer, model.preprocessor.clip, max_frames=4)
+    capped = LongVAPreprocessor(tiny_lva.tokenizer, tiny_lva.preprocessor.clip, max_frames=4)
     video = frames(4, 3)
     batch = capped([video], ["x"], 0.5)
     assert batch.tensors["frame_counts"].tolist() == [4]
     assert np.array_equal(batch.tensors["frames"].numpy(), video)  # all of them, as given
     with pytest.raises(ValueError, match="5 frames given.*at most 4"):
         capped([frames(5, 3)], ["x"], 0.5)
-    uncapped = LongVAPreprocessor(model.tokenizer, model.preprocessor.clip, max_frames=None)
+    uncapped = LongVAPreprocessor(tiny_lva.tokenizer, tiny_lva.preprocessor.clip, max_frames=None)
     assert uncapped([frames(10, 3)], ["x"], 0.5).tensors["frame_counts"].tolist() == [10]
 
 
-def test_preprocessor_pickles(model):
-    clone = pickle.loads(pickle.dumps(model.preprocessor))
-    a = model.preprocessor([frames(1, 4)], [TEXT], 0.5)
+def test_preprocessor_pickles(tiny_lva):
+    clone = pickle.loads(pickle.dumps(tiny_lva.preprocessor))
+    a = tiny_lva.preprocessor([frames(1, 4)], [TEXT], 0.5)
     b = clone([frames(1, 4)], [TEXT], 0.5)
     assert a.prompts == b.prompts
     assert all(torch.equal(a.tensors[k], b.tensors[k]) for k in a.tensors)
@@ -234,16 +224,16 @@ def test_preprocessor_pickles(model):
 # ---- pooling and splicing against a direct computation ---------------------------------------
 
 
-def test_visual_tokens_and_splice_match_a_direct_computation(model):
-    net = model.network
+def test_visual_tokens_and_splice_match_a_direct_computation(tiny_lva):
+    net = tiny_lva.network
     videos, texts = [frames(3, 5), frames(2, 6)], [TEXT, "Short one?"]
-    batch = model.preprocessor(videos, texts, 0.5)
+    batch = tiny_lva.preprocessor(videos, texts, 0.5)
     with torch.no_grad():
-        embeds, mask = model.prepare(batch)
+        embeds, mask = tiny_lva.prepare(batch)
 
         clip = net.model.vision_tower.vision_tower.vision_model
         proj = net.model.mm_projector
-        pixels = model.preprocessor.clip.normalize(batch.tensors["frames"])
+        pixels = tiny_lva.preprocessor.clip.normalize(batch.tensors["frames"])
         hidden = clip(pixels, output_hidden_states=True).hidden_states[-2][:, 1:]  # layer -2, no CLS
         assert hidden.shape[1] == 576
         x = torch.nn.functional.linear(hidden, proj[0].weight, proj[0].bias)
@@ -267,14 +257,14 @@ def test_visual_tokens_and_splice_match_a_direct_computation(model):
             assert torch.count_nonzero(embeds[row, :pad]) == 0
 
 
-def test_spliced_sequence_is_truncated_to_tokenizer_model_max_length(model):
-    net = model.network
-    batch = model.preprocessor([frames(2, 7)], [TEXT], 0.5)
+def test_spliced_sequence_is_truncated_to_tokenizer_model_max_length(tiny_lva):
+    net = tiny_lva.network
+    batch = tiny_lva.preprocessor([frames(2, 7)], [TEXT], 0.5)
     previous = net.config.tokenizer_model_max_length
     net.config.tokenizer_model_max_length = 300
     try:
         with pytest.warns(UserWarning, match="truncated"):
-            embeds, mask = model.prepare(batch)
+            embeds, mask = tiny_lva.prepare(batch)
     finally:
         net.config.tokenizer_model_max_length = previous
     assert embeds.shape[1] == 300 and int(mask.sum()) == 300
@@ -283,19 +273,19 @@ def test_spliced_sequence_is_truncated_to_tokenizer_model_max_length(model):
 # ---- decoding --------------------------------------------------------------------------------
 
 
-def test_decoding_is_greedy_with_the_checkpoints_repetition_penalty(model):
+def test_decoding_is_greedy_with_the_checkpoints_repetition_penalty(tiny_lva):
     from transformers import RepetitionPenaltyLogitsProcessor
 
-    kwargs = model.decoding(16)
+    kwargs = tiny_lva.decoding(16)
     assert kwargs["do_sample"] is False and kwargs["num_beams"] == 1 and kwargs["repetition_penalty"] == 1.0
     penalties = [p for p in kwargs["logits_processor"] if isinstance(p, RepetitionPenaltyLogitsProcessor)]
     assert [p.penalty for p in penalties] == [1.05]
-    assert model.tokenizer.convert_tokens_to_ids("<|im_end|>") in kwargs["eos_token_id"]
+    assert tiny_lva.tokenizer.convert_tokens_to_ids("<|im_end|>") in kwargs["eos_token_id"]
 
 
-def test_generate_returns_strings_and_stops_at_im_end(model):
-    net = model.network
-    im_end = model.tokenizer.convert_tokens_to_ids("<|im_end|>")
+def test_generate_returns_strings_and_stops_at_im_end(tiny_lva):
+    net = tiny_lva.network
+    im_end = tiny_lva.tokenizer.convert_tokens_to_ids("<|im_end|>")
     calls = []
 
     def force_stop(module, inputs, output):
@@ -305,31 +295,31 @@ def test_generate_returns_strings_and_stops_at_im_end(model):
             output[..., im_end] += 1e4
         return output
 
-    batch = model.preprocessor([frames(1, 8)], [TEXT], 0.5)
+    batch = tiny_lva.preprocessor([frames(1, 8)], [TEXT], 0.5)
     handle = net.lm_head.register_forward_hook(force_stop)
     try:
         with torch.no_grad():
-            embeds, mask = model.prepare(batch)
-            raw = net.generate(inputs_embeds=embeds, attention_mask=mask, **model.decoding(20))
+            embeds, mask = tiny_lva.prepare(batch)
+            raw = net.generate(inputs_embeds=embeds, attention_mask=mask, **tiny_lva.decoding(20))
         calls.clear()
-        answers = model.generate(batch, 20)
+        answers = tiny_lva.generate(batch, 20)
     finally:
         handle.remove()
     assert raw.shape == (1, 3) and raw[0, -1].item() == im_end  # new tokens only, stopped
     assert isinstance(answers[0], str)
-    expected = model.tokenizer.decode(raw[0, :2], skip_special_tokens=True).strip()
+    expected = tiny_lva.tokenizer.decode(raw[0, :2], skip_special_tokens=True).strip()
     assert answers == [expected] and "<|im_end|>" not in answers[0]
 
 
-def test_left_padded_batch_answers_like_one_at_a_time(model):
+def test_left_padded_batch_answers_like_one_at_a_time(tiny_lva):
     videos, texts = [frames(3, 9), frames(1, 10)], [TEXT, "Where is the dog?"]
-    together = model.generate(model.preprocessor(videos, texts, 0.5), 8)
-    alone = [model.generate(model.preprocessor([v], [t], 0.5), 8)[0] for v, t in zip(videos, texts)]
+    together = tiny_lva.generate(tiny_lva.preprocessor(videos, texts, 0.5), 8)
+    alone = [tiny_lva.generate(tiny_lva.preprocessor([v], [t], 0.5), 8)[0] for v, t in zip(videos, texts)]
     assert together == alone
     assert all(isinstance(a, str) for a in together)
 
 
-def test_random_init_of_the_tiny_config_generates(tiny):
-    model = longva.load(tiny, random_init=True)
+def test_random_init_of_the_tiny_config_generates(tiny_lva_dir):
+    model = longva.load(tiny_lva_dir, random_init=True)
     answers = model.generate(model.preprocessor([frames(1, 11)], [TEXT], 0.5), 4)
     assert len(answers) == 1 and isinstance(answers[0], str)

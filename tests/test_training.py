@@ -70,16 +70,6 @@ def answer(start: int, end: int) -> dict:
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory) -> Path:
-    return longva.build_tiny(tmp_path_factory.mktemp("tiny_longva") / "model")
-
-
-@pytest.fixture(scope="module")
-def model(tiny):
-    return longva.load(tiny)
-
-
-@pytest.fixture(scope="module")
 def data(tmp_path_factory) -> Path:
     """train_sft.json with 4 trainable anet samples (one multi-turn), one of each problem, 4 malformed."""
     root = tmp_path_factory.mktemp("train_data")
@@ -126,8 +116,8 @@ def ids_of(tokenizer, text: str) -> list[int]:
     return tokenizer(text).input_ids
 
 
-def test_labels_are_every_answer_plus_the_final_turn_end_and_its_newline(model):
-    tok = model.tokenizer
+def test_labels_are_every_answer_plus_the_final_turn_end_and_its_newline(tiny_lva):
+    tok = tiny_lva.tokenizer
     im_end, newline = tok.convert_tokens_to_ids("<|im_end|>"), ids_of(tok, "\n")
     assert len(newline) == 1
     encoded = conversation.encode(MULTI_TURN, tok)
@@ -149,8 +139,8 @@ def test_labels_are_every_answer_plus_the_final_turn_end_and_its_newline(model):
     assert labels[ids.index(IMAGE_TOKEN_INDEX)] == IGNORE_INDEX
 
 
-def test_training_ids_are_the_whole_text_tokenised_and_start_with_the_eval_prompt(model):
-    tok = model.tokenizer
+def test_training_ids_are_the_whole_text_tokenised_and_start_with_the_eval_prompt(tiny_lva):
+    tok = tiny_lva.tokenizer
     encoded = conversation.encode(MULTI_TURN, tok)
     assert encoded.input_ids == tokenizer_image_token(conversation.render(MULTI_TURN), tok)
     eval_prompt = tokenizer_image_token(render_prompt(prompts.mr_prompt("a dog")), tok)
@@ -174,9 +164,9 @@ def test_training_ids_are_the_whole_text_tokenised_and_start_with_the_eval_promp
     ([question("q"), {"from": "gpt"}], conversation.MALFORMED, "missing field 'value'"),
     ([], conversation.MALFORMED, "no turns"),
 ])
-def test_conversations_that_cannot_train_as_intended_are_refused_with_their_reason(model, turns, reason, message):
+def test_conversations_that_cannot_train_as_intended_are_refused_with_their_reason(tiny_lva, turns, reason, message):
     with pytest.raises(conversation.ConversationError, match=message) as refused:
-        conversation.encode(turns, model.tokenizer)
+        conversation.encode(turns, tiny_lva.tokenizer)
     assert refused.value.reason == reason
 
 
@@ -196,10 +186,10 @@ def batch_of(model, data, names):
     return Collator(model.preprocessor.pad_id)([dataset[i] for i in range(len(kept))])
 
 
-def test_forward_splices_the_labels_and_never_targets_visual_tokens(model, data):
-    network = model.network
-    batch = batch_of(model, data, ["v_clip0", "v_clip1"])  # different lengths: right padding
-    pixels = model.preprocessor.clip.normalize(batch["frames"])
+def test_forward_splices_the_labels_and_never_targets_visual_tokens(tiny_lva, data):
+    network = tiny_lva.network
+    batch = batch_of(tiny_lva, data, ["v_clip0", "v_clip1"])  # different lengths: right padding
+    pixels = tiny_lva.preprocessor.clip.normalize(batch["frames"])
     with torch.no_grad():
         out = network(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=batch["labels"],
                       pixel_values=pixels, frame_counts=batch["frame_counts"])
@@ -222,8 +212,8 @@ def test_forward_splices_the_labels_and_never_targets_visual_tokens(model, data)
 
 # ---------------------------------------------------------------------- the pre-flight scan
 @pytest.fixture(scope="module")
-def report(data, model):
-    return preflight.scan(data / "train_sft.json", folders(data), model.tokenizer, CAP, progress=False)
+def report(data, tiny_lva):
+    return preflight.scan(data / "train_sft.json", folders(data), tiny_lva.tokenizer, CAP, progress=False)
 
 
 def test_preflight_counts_each_problem_once_per_source(report):
@@ -272,27 +262,27 @@ def test_preflight_table_says_what_is_missing_cut_and_kept(report, data):
     assert "record 13 ?: malformed record: the sample: missing field 'video'" in table
 
 
-def test_the_cap_rule_is_exact_at_the_boundary(report, data, model):
+def test_the_cap_rule_is_exact_at_the_boundary(report, data, tiny_lva):
     first = report.kept[0]
     encoded = conversation.encode(preflight.read_samples(data / "train_sft.json")[first.index]["conversations"],
-                                  model.tokenizer)
+                                  tiny_lva.tokenizer)
     assert first.frames == 5 and first.tokens == 5 * 144 + encoded.supervised_end - 1
     for cap, kept in ((first.tokens, True), (first.tokens - 1, False)):
-        again = preflight.scan(data / "train_sft.json", folders(data), model.tokenizer, cap, progress=False)
+        again = preflight.scan(data / "train_sft.json", folders(data), tiny_lva.tokenizer, cap, progress=False)
         assert (first.index in {k.index for k in again.kept}) is kept
 
 
-def test_preflight_stops_when_nothing_is_left_or_when_strict(report, data, model):
+def test_preflight_stops_when_nothing_is_left_or_when_strict(report, data, tiny_lva):
     preflight.check(report)  # four samples remain: train on them
     with pytest.raises(preflight.PreflightError, match="--strict_data: 9 of 13 samples would be skipped"):
         preflight.check(report, strict=True)
     nothing = preflight.scan(data / "train_sft.json", preflight.source_folders(None, None, None, None),
-                             model.tokenizer, CAP, progress=False)
+                             tiny_lva.tokenizer, CAP, progress=False)
     with pytest.raises(preflight.PreflightError, match="nothing left to train on: all 13 samples"):
         preflight.check(nothing)
 
 
-def test_data_check_with_the_tokenizer_judges_as_the_preflight_scan(tiny, data, model, tmp_path, capsys):
+def test_data_check_with_the_tokenizer_judges_as_the_preflight_scan(tiny_lva_dir, data, tiny_lva, tmp_path, capsys):
     from numpro import cli
     from numpro.datasets import check
     from numpro.training import eligibility
@@ -301,10 +291,10 @@ def test_data_check_with_the_tokenizer_judges_as_the_preflight_scan(tiny, data, 
     samples = [s for s in preflight.read_samples(data / "train_sft.json") if "video" in s]
     path = tmp_path / "train_sft.json"
     path.write_text(json.dumps(samples))
-    tokenizer = eligibility.load_tokenizer(tiny)
-    boundary = preflight.scan(path, folders(data), model.tokenizer, CAP, progress=False).kept[0].tokens
+    tokenizer = eligibility.load_tokenizer(tiny_lva_dir)
+    boundary = preflight.scan(path, folders(data), tiny_lva.tokenizer, CAP, progress=False).kept[0].tokens
     for cap in (boundary, boundary - 1):  # exact at the boundary, as the scan
-        scan = preflight.scan(path, folders(data), model.tokenizer, cap, progress=False)
+        scan = preflight.scan(path, folders(data), tiny_lva.tokenizer, cap, progress=False)
         options = check.Options(source_folders={"anet": str(data / "anet")}, tokenizer=tokenizer,
                                 model_max_length=cap, progress=False, examples=50)
         tally = check.check(path, options=options).tallies["anet"]
@@ -315,25 +305,25 @@ def test_data_check_with_the_tokenizer_judges_as_the_preflight_scan(tiny, data, 
         assert {e.split(":")[0] for e in tally.examples[check.INVALID]} == {
             label.split(":")[0] for label in skipped[preflight.INVALID]}
     assert cli.main(["data", "check", "--annotations", str(path), "--anet_video_folder", str(data / "anet"),
-                     "--tokenizer", str(tiny), "--model_max_length", str(boundary - 1), "--no_progress",
+                     "--tokenizer", str(tiny_lva_dir), "--model_max_length", str(boundary - 1), "--no_progress",
                      "--strict"]) == 1
     out = capsys.readouterr().out
     assert f"answer cut by the cap ({boundary - 1})" in out and "token counts exact" in out
 
 
 # ---------------------------------------------------------------------- dataset
-def test_dataset_feeds_every_frame_of_the_clip_and_caps_by_linspace(model, data):
+def test_dataset_feeds_every_frame_of_the_clip_and_caps_by_linspace(tiny_lva, data):
     samples = preflight.read_samples(data / "train_sft.json")
     path = data / "anet" / "v_clip2.mp4"
     kept = [preflight.Kept(2, "v_clip2", "anet", str(path), 5, 0)]
     every = read_sampled(path, 0.5, size=None).pixels
-    item = ClipDataset(samples, kept, model.tokenizer, model.preprocessor.clip, CAP)[0]
+    item = ClipDataset(samples, kept, tiny_lva.tokenizer, tiny_lva.preprocessor.clip, CAP)[0]
     assert np.array_equal(item["frames"].numpy(), every)
-    capped = ClipDataset(samples, kept, model.tokenizer, model.preprocessor.clip, CAP, max_frames=3)[0]
+    capped = ClipDataset(samples, kept, tiny_lva.tokenizer, tiny_lva.preprocessor.clip, CAP, max_frames=3)[0]
     assert np.array_equal(capped["frames"].numpy(), every[[0, 2, 4]])
 
 
-def test_an_undecodable_video_is_counted_never_replaced(tiny, model, data, tmp_path):
+def test_an_undecodable_video_is_counted_never_replaced(tiny_lva_dir, tiny_lva, data, tmp_path):
     from transformers import TrainingArguments
 
     from numpro.training.trainer import SKIPPED_NAME, NumProTrainer
@@ -341,24 +331,24 @@ def test_an_undecodable_video_is_counted_never_replaced(tiny, model, data, tmp_p
     broken = tmp_path / "v_clip0.mp4"
     broken.write_bytes((data / "anet" / "v_clip0.mp4").read_bytes()[:300])  # cut after the scan
     samples = preflight.read_samples(data / "train_sft.json")
-    dataset = ClipDataset(samples, [preflight.Kept(0, "v_clip0", "anet", str(broken), 5, 0)], model.tokenizer,
-                          model.preprocessor.clip, CAP)
+    dataset = ClipDataset(samples, [preflight.Kept(0, "v_clip0", "anet", str(broken), 5, 0)], tiny_lva.tokenizer,
+                          tiny_lva.preprocessor.clip, CAP)
     item = dataset[0]
     assert set(item) == {"skipped"} and item["skipped"][:2] == (0, "v_clip0")
-    batch = Collator(model.preprocessor.pad_id)([item])
+    batch = Collator(tiny_lva.preprocessor.pad_id)([item])
     assert set(batch) == {"skipped"}
 
-    peft_model = add_lora(longva.load(tiny).network, lora_config(4, 8, 0.0))
+    peft_model = add_lora(longva.load(tiny_lva_dir).network, lora_config(4, 8, 0.0))
     args = TrainingArguments(output_dir=str(tmp_path / "out"), use_cpu=True, report_to="none")
     trainer = NumProTrainer(model=peft_model, args=args, train_dataset=dataset, data_collator=Collator(0),
-                            clip=model.preprocessor.clip, pad_id=model.preprocessor.pad_id)
+                            clip=tiny_lva.preprocessor.clip, pad_id=tiny_lva.preprocessor.pad_id)
     loss = trainer.compute_loss(peft_model, batch)
     assert loss.item() == 0.0 and loss.requires_grad
     logged = read_jsonl(tmp_path / "out" / SKIPPED_NAME)
     assert logged == [{"step": 0, "record": 1, "video": "v_clip0", "error": item["skipped"][2]}]
 
 
-def test_the_trainer_orders_samples_as_upstreams_grouped_sampler(tiny, model, data, tmp_path):
+def test_the_trainer_orders_samples_as_upstreams_grouped_sampler(tiny_lva_dir, tiny_lva, data, tmp_path):
     from torch.utils.data import RandomSampler
 
     from numpro.training.sampler import ModalityLengthGroupedSampler
@@ -367,18 +357,18 @@ def test_the_trainer_orders_samples_as_upstreams_grouped_sampler(tiny, model, da
     samples = preflight.read_samples(data / "train_sft.json")
     kept = [preflight.Kept(i, name, "anet", str(data / "anet" / f"{name}.mp4"), 5, 0) for i, (name, _) in
             enumerate(GOOD)]
-    dataset = ClipDataset(samples, kept, model.tokenizer, model.preprocessor.clip, CAP)
+    dataset = ClipDataset(samples, kept, tiny_lva.tokenizer, tiny_lva.preprocessor.clip, CAP)
     # word counts, negative: NumPro's samples have "video", not "image"
     assert dataset.modality_lengths == [-sum(len(t["value"].split()) for t in samples[i]["conversations"])
                                         for i in range(4)]
-    peft_model = add_lora(longva.load(tiny).network, lora_config(4, 8, 0.0))
+    peft_model = add_lora(longva.load(tiny_lva_dir).network, lora_config(4, 8, 0.0))
     flags = ["--output_dir", str(tmp_path), "--per_device_train_batch_size", "2", "--gradient_accumulation_steps",
              "3", "--report_to", "none", "--seed", "5"]
     samplers = {}
     for extra in ([], ["--group_by_modality_length", "False"]):
         args = arguments.parse(flags + extra)[2]
         trainer = NumProTrainer(model=peft_model, args=args, train_dataset=dataset, data_collator=Collator(0),
-                                clip=model.preprocessor.clip, pad_id=model.preprocessor.pad_id)
+                                clip=tiny_lva.preprocessor.clip, pad_id=tiny_lva.preprocessor.pad_id)
         samplers[args.group_by_modality_length] = trainer._get_train_sampler()
     assert isinstance(samplers[False], RandomSampler)
     grouped = samplers[True]  # the default, as upstream's train.sh
@@ -409,14 +399,15 @@ def upstream_flags(tiny: Path, data: Path, out: Path) -> list[str]:
     ]
 
 
-def test_upstream_command_line_parses_with_its_flag_names(tiny, data, tmp_path):
-    model_args, data_args, training_args = arguments.parse(upstream_flags(tiny, data, tmp_path))
+def test_upstream_command_line_parses_with_its_flag_names(tiny_lva_dir, data, tmp_path):
+    model_args, data_args, training_args = arguments.parse(upstream_flags(tiny_lva_dir, data, tmp_path))
     assert (training_args.lora_r, training_args.lora_alpha, training_args.lora_dropout) == (64, 128, 0.05)
     assert training_args.activation_checkpointing and training_args.warmup_steps == 0.05
     assert training_args.gradient_accumulation_steps == 16 and training_args.optim == "adamw_torch"
     assert data_args.videobackend == "all" and data_args.max_frames == 240
     assert training_args.group_by_modality_length is True and model_args.train_vision_lora is False
-    warnings = arguments.check(model_args, data_args, training_args, json.loads((tiny / "config.json").read_text()))
+    config = json.loads((tiny_lva_dir / "config.json").read_text())
+    warnings = arguments.check(model_args, data_args, training_args, config)
     for flag in arguments.UPSTREAM_NO_EFFECT:
         assert any(w.startswith(f"--{flag} ") and "no effect" in w for w in warnings), flag
     assert any(w.startswith("--vision_tower ./pretrained/") for w in warnings)
@@ -432,10 +423,10 @@ def test_upstream_command_line_parses_with_its_flag_names(tiny, data, tmp_path):
     (["--lora_bias", "all"], "LoRA and the projector only"),
     (["--vision_lora", "False", "--train_vision_lora", "True"], "needs CLIP's LoRA"),
 ])
-def test_arguments_that_cannot_describe_numpro_ft_are_refused(tiny, data, tmp_path, extra, message):
-    parsed = arguments.parse(upstream_flags(tiny, data, tmp_path) + extra)
+def test_arguments_that_cannot_describe_numpro_ft_are_refused(tiny_lva_dir, data, tmp_path, extra, message):
+    parsed = arguments.parse(upstream_flags(tiny_lva_dir, data, tmp_path) + extra)
     with pytest.raises(arguments.ArgumentError, match=message):
-        arguments.check(*parsed, json.loads((tiny / "config.json").read_text()))
+        arguments.check(*parsed, json.loads((tiny_lva_dir / "config.json").read_text()))
 
 
 # ---------------------------------------------------------------------- trainable parameters
@@ -450,8 +441,9 @@ def lora_size(network, r: int, vision: bool) -> int:
 
 
 @pytest.mark.parametrize("vision, train_vision", [(True, False), (True, True), (False, False)])
-def test_lora_everywhere_upstream_put_it_projector_trained_the_rest_frozen(tiny, vision, train_vision, tmp_path):
-    network = longva.load(tiny).network
+def test_lora_everywhere_upstream_put_it_projector_trained_the_rest_frozen(tiny_lva_dir, vision, train_vision,
+                                                                            tmp_path):
+    network = longva.load(tiny_lva_dir).network
     llm, clip = lora_size(network, 4, False), lora_size(network, 4, True)
     projector = sum(p.numel() for p in network.model.mm_projector.parameters())
     peft_model = add_lora(network, lora_config(4, 8, 0.05, vision=vision), train_vision=train_vision)
@@ -476,7 +468,7 @@ def test_lora_everywhere_upstream_put_it_projector_trained_the_rest_frozen(tiny,
         expected = full[key] if key != "inference_mode" else True
         assert (sorted(value) if isinstance(value, list) else value) == (
             sorted(expected) if isinstance(expected, (set, list)) else expected), key
-    merged = apply_lora(longva.load(tiny).network, tmp_path / "ft")
+    merged = apply_lora(longva.load(tiny_lva_dir).network, tmp_path / "ft")
     assert sorted(torch.load(tmp_path / "ft" / NON_LORA_NAME, weights_only=True)) == sorted(
         f"base_model.model.model.mm_projector.{i}.{p}" for i in (0, 2) for p in ("weight", "bias"))
     assert merged is not None
@@ -517,11 +509,11 @@ def test_full_size_trainable_parameters_by_group_on_the_meta_device():
 
 
 @pytest.mark.parametrize("train_vision", [False, True])
-def test_clip_lora_gets_a_gradient_only_when_asked(tiny, model, data, train_vision):
-    peft_model = add_lora(longva.load(tiny).network, lora_config(4, 8, 0.0), train_vision=train_vision)
-    batch = batch_of(model, data, ["v_clip0"])
+def test_clip_lora_gets_a_gradient_only_when_asked(tiny_lva_dir, tiny_lva, data, train_vision):
+    peft_model = add_lora(longva.load(tiny_lva_dir).network, lora_config(4, 8, 0.0), train_vision=train_vision)
+    batch = batch_of(tiny_lva, data, ["v_clip0"])
     out = peft_model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=batch["labels"],
-                     pixel_values=model.preprocessor.clip.normalize(batch["frames"]),
+                     pixel_values=tiny_lva.preprocessor.clip.normalize(batch["frames"]),
                      frame_counts=batch["frame_counts"])
     out.loss.backward()
     grads = {name: param.grad for name, param in peft_model.named_parameters() if "lora_B" in name}
@@ -563,10 +555,10 @@ def run_script(shell: str, env: dict) -> str:
 
 
 @pytest.fixture(scope="module")
-def ds_run(tiny, data, tmp_path_factory):
+def ds_run(tiny_lva_dir, data, tmp_path_factory):
     """sh scripts/train.sh (12 steps, checkpoints at 4, 8, 12), then a resumption after losing checkpoint-12."""
     out = tmp_path_factory.mktemp("ds_run") / "longva_7b_dpo_NumPro_FT"
-    env = train_env(tiny, data, out)
+    env = train_env(tiny_lva_dir, data, out)
     first = run_script("sh", env)
     first_log = read_jsonl(out / "train_log.jsonl")
     final_adapter = (out / "adapter_model.safetensors").read_bytes()
@@ -647,7 +639,7 @@ def test_resuming_continues_from_the_saved_step(ds_run):
     assert (ds_run["out"] / "checkpoint-12" / "adapter_config.json").is_file()
 
 
-def test_the_output_has_the_released_layout(ds_run, tiny):
+def test_the_output_has_the_released_layout(ds_run, tiny_lva_dir):
     from safetensors import safe_open
 
     out = ds_run["out"]
@@ -671,16 +663,16 @@ def test_the_output_has_the_released_layout(ds_run, tiny):
                            step8["base_model.model.model.layers.1.mlp.down_proj.lora_B.weight"])
     assert "CLIP LoRA: present at identity (B = 0), saved, not trained" in ds_run["first"]
     projector = torch.load(out / NON_LORA_NAME, weights_only=True)
-    base = longva.load(tiny).network.model.mm_projector
+    base = longva.load(tiny_lva_dir).network.model.mm_projector
     assert not torch.equal(projector["base_model.model.model.mm_projector.0.weight"], base[0].weight)
     assert json.loads((out / "config.json").read_text())["tokenizer_model_max_length"] == CAP
 
 
-def test_loading_an_adapter_with_an_all_zero_clip_lora_says_it_is_the_identity(ds_run, tiny, tmp_path, caplog):
+def test_loading_an_adapter_with_an_all_zero_clip_lora_says_it_is_the_identity(ds_run, tiny_lva_dir, tmp_path, caplog):
     from safetensors.torch import load_file, save_file
 
     with caplog.at_level(logging.WARNING, logger="numpro.models.longva_lora"):
-        apply_lora(longva.load(tiny).network, ds_run["out"])
+        apply_lora(longva.load(tiny_lva_dir).network, ds_run["out"])
     assert "the CLIP LoRA's 6 B matrices are all zero: it is the identity" in caplog.text
     changed = tmp_path / "changed"
     shutil.copytree(ds_run["out"], changed, ignore=shutil.ignore_patterns("checkpoint-*"))
@@ -690,17 +682,17 @@ def test_loading_an_adapter_with_an_all_zero_clip_lora_says_it_is_the_identity(d
     save_file(weights, changed / "adapter_model.safetensors")
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="numpro.models.longva_lora"):
-        apply_lora(longva.load(tiny).network, changed)
+        apply_lora(longva.load(tiny_lva_dir).network, changed)
     assert "identity" not in caplog.text
 
 
-def test_the_output_loads_in_eval_numpro_ft_mr_and_changes_its_answers(ds_run, tiny, dataset, tmp_path):
+def test_the_output_loads_in_eval_numpro_ft_mr_and_changes_its_answers(ds_run, tiny_lva_dir, dataset, tmp_path):
     from numpro.evaluation.cli import main
 
     answers = {}
     for name, extra in (("base", []), ("numpro_ft", ["--lora_path", str(ds_run["out"])])):
         save = tmp_path / f"{name}.jsonl"
-        argv = ["--model_path", str(tiny), "--test_path", str(dataset / "test.json"), "--data_path",
+        argv = ["--model_path", str(tiny_lva_dir), "--test_path", str(dataset / "test.json"), "--data_path",
                 str(dataset / "videos"), "--save_path", str(save), "--max_new_tokens", "8", "--workers", "1", *extra]
         assert main(numpro_ft_mr.SPEC, argv) == 0
         records = [r for r in read_jsonl(save) if r["status"] == "ok"]
@@ -719,18 +711,18 @@ def plain_flags(tiny: Path, data: Path, out: Path) -> list[str]:
             "--disable_tqdm", "True", "--vision_lora", "False"]
 
 
-def test_without_deepspeed_training_resumes_with_the_projector_restored(tiny, data, tmp_path):
+def test_without_deepspeed_training_resumes_with_the_projector_restored(tiny_lva_dir, data, tmp_path):
     from numpro.training.train import main
 
     out = tmp_path / "plain"
-    assert main(plain_flags(tiny, data, out)) == 0
+    assert main(plain_flags(tiny_lva_dir, data, out)) == 0
     first_log = read_jsonl(out / "train_log.jsonl")
     first = losses(first_log)
     assert sorted(first) == list(range(1, 9)) and not (out / "checkpoint-6" / "global_step6").exists()
     for late in [c for c in out.glob("checkpoint-*") if int(c.name.split("-")[1]) > 6]:
         shutil.rmtree(late)
     # resumed in the middle of epoch 2 (4 steps an epoch): its remaining samples in that epoch's order
-    assert main(plain_flags(tiny, data, out)) == 0
+    assert main(plain_flags(tiny_lva_dir, data, out)) == 0
     second_log = read_jsonl(out / "train_log.jsonl")
     assert_one_entry_per_step(second_log, 8)
     assert [e for e in second_log if e["step"] <= 6] == [e for e in first_log if e["step"] <= 6]
@@ -740,7 +732,7 @@ def test_without_deepspeed_training_resumes_with_the_projector_restored(tiny, da
         assert second[step]["loss"] == pytest.approx(first[step]["loss"], abs=1e-3)
     config = json.loads((out / "adapter_config.json").read_text())
     assert "vision_tower" in config["target_modules"]  # LLM-only pattern
-    apply_lora(longva.load(tiny).network, out)
+    apply_lora(longva.load(tiny_lva_dir).network, out)
 
 
 # ---------------------------------------------------------------------- the launcher script and the CLI
