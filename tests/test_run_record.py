@@ -259,3 +259,16 @@ def test_eval_scripts_share_the_stamp_flags_and_aliases(tiny, data, dataset, tmp
           "--stamp_text", "seconds"]
     assert main(qwen2_vl_7b_hd.SPEC, hd) == 2
     assert "--stamp_text seconds is for moment retrieval" in capsys.readouterr().err
+
+
+def test_a_repeated_id_counts_once_the_newest_with_a_warning(tiny, data, tmp_path, capsys):
+    save = tmp_path / "pred.jsonl"
+    assert main(qwen2_vl_7b_mr.SPEC, args(tiny, data, save)) == 0
+    first = read_jsonl(save)
+    stale = dict(first[1], response="From Frame 0 to Frame 1", status="decode_error")
+    with open(save, "a") as handle:  # an older failed answer of the same id, then the good one again
+        handle.write(json.dumps(stale) + "\n" + json.dumps(first[1]) + "\n")
+    capsys.readouterr()
+    assert main(qwen2_vl_7b_mr.SPEC, args(tiny, data, save, "--batch-size", "2")) == 0  # hyphen alias too
+    assert "superseded by newer ones" in capsys.readouterr().err
+    assert read_jsonl(save) == first

@@ -46,25 +46,25 @@ class _HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefa
 def build_parser(spec: ScriptSpec) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=spec.description, formatter_class=_HelpFormatter)
     data = parser.add_argument_group("data")
-    data.add_argument(*spec.annotation_flags, "--annotations", dest="annotations", default=spec.annotations,
+    add_flag(data, *spec.annotation_flags, "--annotations", dest="annotations", default=spec.annotations,
                       help="test annotations (NumPro JSON list for moment retrieval, QVHighlights JSONL for highlights)")
-    data.add_argument(*spec.video_flags, "--videos", dest="videos", default=spec.videos, help="folder of the videos")
-    data.add_argument("--limit", type=positive_int, default=None, help="evaluate only the first N queries")
+    add_flag(data, *spec.video_flags, "--videos", dest="videos", default=spec.videos, help="folder of the videos")
+    add_flag(data, "--limit", type=positive_int, default=None, help="evaluate only the first N queries")
 
     out = parser.add_argument_group("output")
     default_name = "<annotations>_<model>[_<adapter>]_<numpro|plain>_<fps>fps.jsonl"
     if spec.task == "hd":
-        out.add_argument("--output_dir", default="results", help="folder of the predictions")
-        out.add_argument("--output_name", default=None, help=f"predictions file name (.jsonl added); default {default_name}")
-        out.add_argument("--save_path", default=None, help="predictions file (overrides --output_dir/--output_name)")
+        add_flag(out, "--output_dir", default="results", help="folder of the predictions")
+        add_flag(out, "--output_name", default=None, help=f"predictions file name (.jsonl added); default {default_name}")
+        add_flag(out, "--save_path", default=None, help="predictions file (overrides --output_dir/--output_name)")
     else:
-        out.add_argument("--save_path", default=None, help=f"predictions file (JSON Lines); default results/{default_name}")
-    out.add_argument("--overwrite", action="store_true",
+        add_flag(out, "--save_path", default=None, help=f"predictions file (JSON Lines); default results/{default_name}")
+    add_flag(out, "--overwrite", action="store_true",
                      help="discard the predictions, metrics and run record already at the save path and start afresh "
                           "(without it a rerun resumes, and only a run with the same answer-changing settings)")
-    out.add_argument("--dump_frames", type=Path, default=None,
+    add_flag(out, "--dump_frames", type=Path, default=None,
                      help="also write the exact numbered frames fed to the model as PNG to DIR/<video>/")
-    out.add_argument("--debug", action="store_true", help="show the full traceback of an error (or set NUMPRO_DEBUG=1)")
+    add_flag(out, "--debug", action="store_true", help="show the full traceback of an error (or set NUMPRO_DEBUG=1)")
 
     if spec.api_only:
         _add_api_arguments(parser, spec)
@@ -72,18 +72,18 @@ def build_parser(spec: ScriptSpec) -> argparse.ArgumentParser:
         _add_speed_arguments(parser, spec)
         return parser
     model = parser.add_argument_group("model")
-    model.add_argument("--model_path", default=spec.model_path, help="checkpoint folder or hub id")
+    add_flag(model, "--model_path", default=spec.model_path, help="checkpoint folder or hub id")
     if spec.family == "longva":
-        model.add_argument("--lora_path", default=None, help="NumPro-FT LoRA checkpoint to merge (released layout)")
-    model.add_argument("--device", default=None, help="cuda:N or cpu (default: this rank's GPU, else cpu)")
+        add_flag(model, "--lora_path", default=None, help="NumPro-FT LoRA checkpoint to merge (released layout)")
+    add_flag(model, "--device", default=None, help="cuda:N or cpu (default: this rank's GPU, else cpu)")
     if spec.family != "longva":
-        model.add_argument("--device_map", default=None, help="'auto' spreads a model too large for one GPU")
-    model.add_argument("--dtype", default=None, choices=["bfloat16", "float16", "float32"],
+        add_flag(model, "--device_map", default=None, help="'auto' spreads a model too large for one GPU")
+    add_flag(model, "--dtype", default=None, choices=["bfloat16", "float16", "float32"],
                        help="default on GPU: float16 for LongVA (as upstream), bfloat16 otherwise; float32 on CPU")
-    model.add_argument("--attn_implementation", default=None, help="default: flash_attention_2 if installed, else sdpa")
-    model.add_argument("--random_init", action="store_true",
+    add_flag(model, "--attn_implementation", default=None, help="default: flash_attention_2 if installed, else sdpa")
+    add_flag(model, "--random_init", action="store_true",
                        help="build the model from --model_path's config without weights (speed measurements only)")
-    model.add_argument("--processor_path", default=None, help="tokenizer/processor folder for --random_init")
+    add_flag(model, "--processor_path", default=None, help="tokenizer/processor folder for --random_init")
     if spec.family != "longva":
         _add_api_arguments(parser, spec)
     _add_protocol_arguments(parser, spec)
@@ -100,31 +100,31 @@ def _add_api_arguments(parser: argparse.ArgumentParser, spec: ScriptSpec) -> Non
 def _add_protocol_arguments(parser: argparse.ArgumentParser, spec: ScriptSpec) -> None:
     protocol = parser.add_argument_group("protocol")
     if spec.task == "mr":
-        protocol.add_argument("--input_format", default=None,
+        add_flag(protocol, "--input_format", default=None,
                               help="question template ({} = query); default: upstream's frame question, or its "
                                    "seconds counterpart with --stamp_text seconds")
-        protocol.add_argument("--instruction", default=None,
+        add_flag(protocol, "--instruction", default=None,
                               help="prepended to the question, no space; default: upstream's sentence about the "
                                    "red numbers (for --stamp_text seconds: that they give the time in seconds)")
     else:
-        protocol.add_argument("--input_format", default=None,
+        add_flag(protocol, "--input_format", default=None,
                               help="full prompt template ({} = query); default: the model family's upstream prompt")
-    protocol.add_argument("--no_numbers", action="store_true",
+    add_flag(protocol, "--no_numbers", action="store_true",
                           help="baseline: same frames without stamped numbers and without the instruction")
     add_flag(protocol, "--max_new_tokens", type=positive_int, default=spec.max_new_tokens)
-    protocol.add_argument("--number_fraction", type=_fraction, default=1.0,
+    add_flag(protocol, "--number_fraction", type=_fraction, default=1.0,
                           help="number only this fraction of the sampled frames (paper Fig. 7); the rest stay plain")
-    protocol.add_argument("--number_sampling", default="uniform", choices=("uniform", "random"),
+    add_flag(protocol, "--number_sampling", default="uniform", choices=("uniform", "random"),
                           help="which frames carry numbers under --number_fraction: evenly spaced, or a seeded choice")
-    protocol.add_argument("--number_seed", type=int, default=0, help="seed of --number_sampling random")
-    protocol.add_argument("--video_io", default="exact", choices=("exact", "upstream"),
+    add_flag(protocol, "--number_seed", type=int, default=0, help="seed of --number_sampling random")
+    add_flag(protocol, "--video_io", default="exact", choices=("exact", "upstream"),
                           help="exact: the stamped frames go to the model as they are; upstream: first written "
                                "with OpenCV's mp4v and decoded again, as upstream's scripts did (lossy)")
     add_sampling(parser, fps=spec.fps, max_frames=spec.max_frames)
     # moment retrieval may show times instead of numbers (Tab. 9); highlight answers name frames
     add_stamp_style(parser, title="number style" + ("" if spec.task == "mr" else " (--stamp_text number only)"))
     if spec.family is None and not spec.api_only:
-        protocol.add_argument("--frame_rule", default="upstream", choices=("upstream", "plain"),
+        add_flag(protocol, "--frame_rule", default="upstream", choices=("upstream", "plain"),
                               help="Qwen2-VL: upstream = the frames qwen-vl-utils 0.0.8 fed the paper's runs (an even "
                                    "count: odd K drops one middle frame; smaller frames from 342 on); plain = all K")
 
@@ -138,10 +138,10 @@ def _fraction(text: str) -> float:
 
 def _add_speed_arguments(parser: argparse.ArgumentParser, spec: ScriptSpec) -> None:
     speed = parser.add_argument_group("speed")
-    speed.add_argument("--batch_size", type=positive_int, default=1,
+    add_flag(speed, "--batch_size", type=positive_int, default=1,
                        help="queries per generate() call (left padding); API backend: requests sent together")
     add_workers(speed, cap=2, what="DataLoader processes decoding the next batches")
-    speed.add_argument("--backend", default="auto", choices=BACKENDS, help="video decoder")
+    add_flag(speed, "--backend", default="auto", choices=BACKENDS, help="video decoder")
     add_progress(speed)
 
 

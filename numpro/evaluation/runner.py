@@ -243,8 +243,13 @@ def merge_records(task, save_path: Path, queries: list[Query]) -> list[dict]:
     """One record per query (the newest wins), in input order, written atomically to save_path;
     the rank part files are then removed. Ground truth comes from the annotations given now."""
     latest: dict[str, dict] = {}
+    repeated = 0
     for record in _existing_records(save_path):
+        repeated += _identity(task, record) in latest
         latest[_identity(task, record)] = record
+    if repeated:  # a query answered again (it had failed, or its question changed): the newest counts
+        log.warning(f"{repeated} older answers in {save_path.name} were superseded by newer ones of the same id; "
+                    "the newest of each counts")
     current = {q.key: q for q in queries}
     for key, record in latest.items():
         if key in current:
