@@ -37,7 +37,11 @@ NONE = "–"
 
 
 class ResultsError(Exception):
-    """Nothing to tabulate, or a path that does not exist."""
+    """Nothing to tabulate (exit 1), or a path that does not exist (exit 2); one line for the user."""
+
+    def __init__(self, message: str, exit_code: int = 1):
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
 # The paper's model names, matched on the lowercased name with everything but letters and digits removed.
@@ -89,9 +93,28 @@ def row_label(run: dict) -> str:
     style = style_of(protocol)
     if style is not None and style != paper.DEFAULT_STYLE:
         label += " (numbers {}/{}/{})".format(*style)
+    label += "".join(f" ({part})" for part in _ablation_parts(model, protocol))
     if model.get("random_init"):
         label += " (random weights)"
     return label
+
+
+def _ablation_parts(model: dict, protocol: dict) -> list[str]:
+    """What sets a run apart from the paper's main-table protocol: each gets its own row."""
+    parts = []
+    if protocol.get("stamp_text") == "seconds":
+        parts.append("timestamps")
+    fraction = protocol.get("number_fraction")
+    if protocol.get("numbers") and fraction is not None and fraction < 1:
+        parts.append(f"{fraction:g} numbered, {protocol.get('number_sampling') or 'uniform'}")
+    if protocol.get("frame_selection") == "plain":
+        parts.append("all frames")
+    if protocol.get("video_io") == "upstream":
+        parts.append("mp4v round trip")
+    if model.get("family") == "api" and paper_model_name(str((model.get("identity") or {}).get("api_model") or ""))\
+            not in (None, "GPT-4o"):
+        parts.append("served")  # a served Qwen2-VL receives images, not a video: not the paper's row
+    return parts
 
 
 def dataset_of(run: dict, metrics_path: Path) -> tuple[str, str]:
@@ -172,7 +195,7 @@ def find_metrics(paths: Iterable[str | os.PathLike], skipped_sweeps: list[Path] 
         elif path.is_file():
             found.append(path)
         else:
-            raise ResultsError(f"no such file or folder: {path}")
+            raise ResultsError(f"no such file or folder: {path}", exit_code=2)
     unique, seen = [], set()
     for path in found:
         key = path.resolve()
@@ -245,6 +268,9 @@ def _load(path: Path, number: int, table: Table) -> Run | None:
     run = metrics.get("run")
     if not isinstance(run, dict):
         table.without_record.append(path)
+        return None
+    if metrics.get("measured") is False:  # the run exited non-zero: its zeros are no result
+        table.unreadable.append(f"{path}: nothing was measured ({metrics.get('not_measured_because', 'see the run')})")
         return None
     record_path, record = None, None
     if metrics.get("run_record"):
@@ -413,7 +439,7 @@ def _notes(table: Table) -> list[str]:
         out += ["", "Not in the table (no run record, so nothing says which model and protocol produced them):", ""]
         out += [f"- `{path}`: no run record" for path in table.without_record]
     if table.unreadable:
-        out += ["", "Unreadable:", ""] + [f"- {text}" for text in table.unreadable]
+        out += ["", "Left out (unreadable, or nothing measured):", ""] + [f"- {text}" for text in table.unreadable]
     if table.skipped_sweeps:
         out += ["", "Left out: number-design sweeps (their own table is each folder's sweep.md; name a folder to "
                     "include it): " + ", ".join(f"`{path}`" for path in table.skipped_sweeps)]
@@ -440,7 +466,7 @@ def _command(args) -> int:
         table = build(args.paths)
     except ResultsError as err:
         print(f"error: {err}", file=sys.stderr)
-        return 1
+        return err.exit_code
     print(table.markdown, end="")
     for warning in table.warnings:
         print(f"warning: {warning}", file=sys.stderr)
@@ -449,6 +475,10 @@ def _command(args) -> int:
     for text in table.unreadable:
         print(f"warning: {text}", file=sys.stderr)
     if args.out is not None:
-        _write_text(args.out, table.markdown)
+        try:
+            _write_text(args.out, table.markdown)
+        except OSError as err:
+            print(f"error: cannot write {args.out}: {err.strerror or err}", file=sys.stderr)
+            return 2
         print(f"wrote {args.out}", file=sys.stderr)
     return 0

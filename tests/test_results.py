@@ -6,7 +6,7 @@ import json
 import re
 from pathlib import Path
 
-from numpro import cli, paper, results
+from numpro import cli, jsonio, paper, results
 
 STYLE = {"font_size": 40, "color": "red", "position": "bottom_right", "font": "DejaVuSans-Bold.ttf",
          "font_sha256": "f" * 64}
@@ -15,7 +15,7 @@ STYLE = {"font_size": 40, "color": "red", "position": "bottom_right", "font": "D
 def make_run(folder: Path, name: str, *, model="Qwen/Qwen2-VL-7B-Instruct", family="qwen2_vl",
              annotations="data/charades_test.json", task="mr", numbers=True, style=None, fps=1.0, size=336,
              max_frames=None, adapter=None, started="2025-01-01T10:00:00+00:00", values=None, limit=None,
-             record=True, run_key=True, identity=None) -> Path:
+             record=True, run_key=True, identity=None, protocol=None) -> Path:
     """A metrics file (and its run record) as an eval run leaves them beside `name`.jsonl."""
     folder.mkdir(parents=True, exist_ok=True)
     model_section = {"path": model, "family": family, "identity": identity or {"hub_id": model},
@@ -27,7 +27,7 @@ def make_run(folder: Path, name: str, *, model="Qwen/Qwen2-VL-7B-Instruct", fami
         "task": task,
         "model": model_section,
         "protocol": {"fps": fps, "size": size, "max_frames": max_frames, "frame_rule": "...", "numbers": numbers,
-                     "stamp": dict(STYLE, **(style or {})) if numbers else None},
+                     "stamp": dict(STYLE, **(style or {})) if numbers else None, **(protocol or {})},
         "prompt": {"template": "..."},
         "generation": {"max_new_tokens": 128},
         "annotations": {"path": annotations, "sha256": "a" * 64},
@@ -179,8 +179,11 @@ def test_no_metrics_file_is_an_error_with_one_line(tmp_path, capsys):
     assert cli.main(["results", str(tmp_path / "empty")]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "no metrics file" in err
-    assert cli.main(["results", str(tmp_path / "missing")]) == 1
+    assert cli.main(["results", str(tmp_path / "missing")]) == 2  # bad input, as every command says it
     assert "no such file or folder" in capsys.readouterr().err
+    make_run(tmp_path / "r", "main")
+    assert cli.main(["results", str(tmp_path / "r"), "--out", str(tmp_path / "r" / "main_metrics.json" / "x.md")]) == 2
+    assert "cannot write" in capsys.readouterr().err
 
 
 def test_sweep_folders_inside_are_left_out_unless_named(tmp_path):
@@ -199,3 +202,22 @@ def test_paper_module_holds_the_design_ablation():
     assert paper.design_ablation(60, "red", "bottom_right") == {"mIoU": 37.1}
     assert paper.design_ablation(40, "blue", "center") == {}
     assert len(paper.DESIGN_ABLATION) == 11
+
+
+def test_ablation_served_and_unmeasured_runs_never_fill_the_papers_cells(tmp_path, capsys):
+    make_run(tmp_path, "main")
+    for name, protocol in [("seconds", {"stamp_text": "seconds"}), ("fraction", {"number_fraction": 0.5}),
+                           ("plain", {"frame_selection": "plain"}), ("mp4v", {"video_io": "upstream"})]:
+        make_run(tmp_path, name, protocol=protocol)
+    labels = {run.label for run in results.build([tmp_path]).runs}
+    assert len(labels) == 5 and "Qwen2-VL-7B + NumPro" in labels
+    assert "Qwen2-VL-7B + NumPro (timestamps)" in labels
+    served = dict(jsonio.read_json(next(tmp_path.glob("main_metrics.json"))))
+    served["run"] = dict(served["run"], model={"family": "api", "identity": {"api_model": "Qwen/Qwen2-VL-7B-Instruct"},
+                                               "adapter": None})
+    assert results.row_label(served["run"]) == "Qwen2-VL-7B + NumPro (served)"
+    nothing = dict(served, measured=False, not_measured_because="no video found")
+    (tmp_path / "x").mkdir()
+    jsonio.write_json(tmp_path / "x" / "n_metrics.json", nothing)
+    table = results.build([tmp_path / "x", tmp_path / "main_metrics.json"])
+    assert len(table.runs) == 1 and any("nothing was measured" in text for text in table.unreadable)

@@ -272,3 +272,50 @@ def test_a_repeated_id_counts_once_the_newest_with_a_warning(tiny, data, tmp_pat
     assert main(qwen2_vl_7b_mr.SPEC, args(tiny, data, save, "--batch-size", "2")) == 0  # hyphen alias too
     assert "superseded by newer ones" in capsys.readouterr().err
     assert read_jsonl(save) == first
+
+
+def test_default_save_paths_name_every_protocol_flag_away_from_its_default():
+    def path(*extra):
+        parsed = build_parser(qwen2_vl_7b_mr.SPEC).parse_args(["--data_path", "data/charades_test.json", *extra])
+        return default_save_path(qwen2_vl_7b_mr.SPEC, parsed).name
+
+    variants = [(), ("--stamp_text", "seconds"), ("--number_fraction", "0.5"), ("--number_fraction", "0.25"),
+                ("--number_fraction", "0.5", "--number_sampling", "random"), ("--frame_rule", "plain"),
+                ("--video_io", "upstream"), ("--font_size", "20"), ("--position", "tl"), ("--size", "224"),
+                ("--max_frames", "64")]
+    names = [path(*v) for v in variants]
+    assert len(set(names)) == len(names)
+    assert names[1] == "charades_test_Qwen2-VL-7B-Instruct_seconds_1fps.jsonl"
+    assert names[2] == "charades_test_Qwen2-VL-7B-Instruct_numpro_1fps_nf0.5uniform.jsonl"
+    assert path("--position", "br", "--font_size", "40") == names[0]  # the defaults, spelled out
+
+
+def test_leftover_part_files_never_win_over_newer_answers(tiny, data, tmp_path, capsys):
+    first = tmp_path / "first.jsonl"
+    assert main(qwen2_vl_7b_mr.SPEC, args(tiny, data, first)) == 0
+    answers = read_jsonl(first)
+    save = tmp_path / "pred.jsonl"
+    shutil.copy(run_record.record_path(first), run_record.record_path(save))
+    save.write_text(json.dumps(answers[1]) + "\n")
+    # a killed two-process run left its rank-1 part: the first query failed there
+    failed = dict(answers[0], response="", status="model_error", error="CUDA out of memory")
+    save.with_name("pred.jsonl.rank1-of-2.part").write_text(json.dumps(failed) + "\n")
+    assert main(qwen2_vl_7b_mr.SPEC, args(tiny, data, save)) == 0
+    assert "2 queries, 1 already answered, 1 to run" in capsys.readouterr().out
+    assert [r["status"] for r in read_jsonl(save)] == ["ok", "ok"]
+    assert not list(tmp_path.glob("pred.jsonl.rank*"))
+
+
+def test_a_run_that_stopped_before_its_first_answer_blocks_nothing(tiny, data, tmp_path):
+    save = tmp_path / "pred.jsonl"
+    stale = {"model": {"family": "qwen2_vl", "attn_implementation": "flash_attention_2"}, "started": "earlier"}
+    run_record.record_path(save).write_text(json.dumps(stale))  # e.g. it failed while loading
+    save.write_text("")  # and had opened its predictions file
+    assert main(qwen2_vl_7b_mr.SPEC, args(tiny, data, save)) == 0
+    assert json.loads(run_record.record_path(save).read_text())["model"]["attn_implementation"] == "sdpa"
+
+
+def test_a_template_without_exactly_one_query_place_is_refused(tiny, data, tmp_path, capsys):
+    for template in ("When does {query} happen?", "Where is the dog?", "{} and {}"):
+        assert main(qwen2_vl_7b_mr.SPEC, args(tiny, data, tmp_path / "t.jsonl", "--input_format", template)) == 2
+        assert "exactly one {}" in capsys.readouterr().err

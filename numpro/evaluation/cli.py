@@ -16,7 +16,7 @@ from pathlib import Path
 from .. import prompts
 from ..argtypes import positive_float, positive_int
 from ..cli_args import add_flag, add_progress, add_sampling, add_stamp_style, add_workers, stamp_style
-from ..jsonio import JsonInputError
+from ..jsonio import JsonInputError, read_json, write_json
 from ..video import BACKENDS
 from . import run_record
 from .runner import RunError, RunOptions, run
@@ -153,8 +153,9 @@ def _slug(text: str) -> str:
 
 
 def default_save_path(spec: ScriptSpec, args) -> Path:
-    """results/<annotations>_<model>[_<adapter>]_<numpro|plain>_<fps>fps.jsonl: base and LoRA runs,
-    numbered and plain runs, never share a default file."""
+    """results/<annotations>_<model>[_<adapter>]_<numpro|seconds|plain>_<fps>fps[_<other settings>].jsonl:
+    runs of other models, adapters or protocols never share a default file (the run record would
+    refuse to mix them); every protocol flag away from its default adds a part to the name."""
     if _uses_api(spec, args):
         from ..models import api
 
@@ -164,9 +165,36 @@ def default_save_path(spec: ScriptSpec, args) -> Path:
     parts = [Path(args.annotations).stem, _slug(model)]
     if getattr(args, "lora_path", None):
         parts.append(_slug(Path(str(args.lora_path).rstrip("/")).name))
-    parts.append(f"{'plain' if args.no_numbers else 'numpro'}_{args.fps:g}fps")
+    labels = "plain" if args.no_numbers else ("seconds" if args.stamp_text == "seconds" else "numpro")
+    parts.append(f"{labels}_{args.fps:g}fps")
+    parts += _protocol_parts(spec, args)
     name = "_".join(parts) + ".jsonl"
     return Path(getattr(args, "output_dir", None) or "results") / name
+
+
+def _protocol_parts(spec: ScriptSpec, args) -> list[str]:
+    """Name parts for the protocol flags that differ from their defaults."""
+    from .. import protocol as p
+
+    parts = []
+    if args.size != p.FRAME_SIZE:
+        parts.append(f"{args.size}px")
+    if (args.max_frames or None) != spec.max_frames:
+        parts.append(f"mf{args.max_frames or 'all'}")
+    if not args.no_numbers:
+        style = (args.font_size, args.color, args.position)
+        if style != (p.FONT_SIZE, p.COLOR, p.POSITION):
+            parts.append(_slug(f"{args.font_size}-{args.color}-{args.position}"))
+        if args.font:
+            parts.append(_slug("font-" + Path(args.font).stem))
+        if args.number_fraction < 1:
+            seed = f"{args.number_seed}" if args.number_sampling == "random" else ""
+            parts.append(f"nf{args.number_fraction:g}{args.number_sampling}{seed}")
+    if getattr(args, "frame_rule", "upstream") != "upstream":
+        parts.append(f"{args.frame_rule}frames")
+    if args.video_io != "exact":
+        parts.append("mp4v")
+    return parts
 
 
 def _save_path(spec: ScriptSpec, args) -> Path:
@@ -205,7 +233,21 @@ def resolve_family(spec: ScriptSpec, args) -> str:
     return family
 
 
+def _check_template(template: str | None) -> None:
+    """--input_format holds the query's place as one `{}`; anything else would drop or break it."""
+    if template is None:
+        return
+    try:
+        filled = template.format("\x00")
+    except (IndexError, KeyError, ValueError):
+        filled = ""
+    if template.count("{}") != 1 or filled.count("\x00") != 1:
+        raise RunError(f"--input_format must hold exactly one {{}} where the query goes (write {{{{ and }}}} for "
+                       f"literal braces); got {template!r}", exit_code=2)
+
+
 def _task(spec: ScriptSpec, args, family: str):
+    _check_template(args.input_format)
     if spec.task == "mr":
         seconds = args.stamp_text == "seconds"
         question = args.input_format or (prompts.MR_QUESTION_SECONDS if seconds else prompts.MR_QUESTION)
@@ -217,8 +259,14 @@ def _task(spec: ScriptSpec, args, family: str):
     return HighlightDetection(args.input_format, numbers=not args.no_numbers, style=hd_prompt_style(family))
 
 
-def _model_loader(spec: ScriptSpec, args, family: str):
+def _model_loader(spec: ScriptSpec, args, family: str, save_path: Path | None = None):
     def load(device: str):
+        model = _load(device)
+        if save_path is not None and family != "api":
+            _complete_generation_record(args.model_path, save_path)
+        return model
+
+    def _load(device: str):
         import torch
 
         from ..models.base import FAMILIES, load_model
@@ -234,6 +282,23 @@ def _model_loader(spec: ScriptSpec, args, family: str):
         return load_model(args.model_path, family, **kwargs)
 
     return load
+
+
+def _complete_generation_record(model_path: str, save_path: Path) -> None:
+    """A hub model not yet in the local cache when the run started has its generation settings
+    readable only once downloaded: write them into the run record then, read the same way a
+    resume reads them (from the cache), so that the two compare equal."""
+    from .runner import Dist
+
+    path = run_record.record_path(save_path)
+    if Path(model_path).exists() or Dist.from_env().rank != 0 or not path.is_file():
+        return
+    record = read_json(path)
+    generation = record.get("generation", {})
+    config = run_record.read_generation_config(model_path)
+    if config and generation.get("repetition_penalty") is None and generation.get("eos_token_id") is None:
+        generation.update(repetition_penalty=config.get("repetition_penalty"), eos_token_id=config.get("eos_token_id"))
+        write_json(path, dict(record, generation=generation))
 
 
 def _model_section(spec: ScriptSpec, args, family: str, device: str) -> dict:
@@ -407,5 +472,5 @@ def _main(spec: ScriptSpec, args) -> int:
 
         options.usage_summary = lambda records: api.usage_summary(
             records, args.price_per_mtok_in, args.price_per_mtok_out)
-    run(task, options, _model_loader(spec, args, family), device=getattr(args, "device", None), run_record=record)
+    run(task, options, _model_loader(spec, args, family, options.save_path), device=getattr(args, "device", None), run_record=record)
     return 0

@@ -49,7 +49,11 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 22) -> str:
 
 
 def model_identity(model_path: str | os.PathLike) -> dict:
-    """sha256 of config.json and of the weights index (or the single weights file); a hub id as is."""
+    """sha256 of config.json and of the weights index (or the single weights file); a hub id as is.
+
+    Two fine-tuned checkpoints of one architecture share config and index byte for byte, so a
+    sharded checkpoint is also fingerprinted by its shards' sizes and the first and last MiB of
+    each (cheap, and different wherever the weights differ)."""
     folder = Path(model_path)
     if not folder.is_dir():
         return {"hub_id": str(model_path)}
@@ -60,8 +64,30 @@ def model_identity(model_path: str | os.PathLike) -> dict:
         if (folder / name).is_file():
             identity["weights_file"] = name
             identity["weights_sha256"] = sha256_file(folder / name)
+            if name in _WEIGHT_INDEXES:
+                identity["shards_fingerprint"] = shards_fingerprint(folder, folder / name)
             break
     return identity
+
+
+def shards_fingerprint(folder: Path, index: Path, edge: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    try:
+        shards = sorted(set(json.loads(index.read_text(encoding="utf-8")).get("weight_map", {}).values()))
+    except (OSError, ValueError, AttributeError):
+        return ""
+    for name in shards:
+        path = folder / name
+        if not path.is_file():
+            digest.update(f"{name}:missing".encode())
+            continue
+        size = path.stat().st_size
+        digest.update(f"{name}:{size}".encode())
+        with open(path, "rb") as handle:
+            digest.update(handle.read(edge))
+            handle.seek(max(0, size - edge))
+            digest.update(handle.read(edge))
+    return digest.hexdigest()
 
 
 def adapter_identity(lora_path: str | os.PathLike | None) -> dict | None:
@@ -72,8 +98,17 @@ def adapter_identity(lora_path: str | os.PathLike | None) -> dict | None:
 
 
 def read_generation_config(model_path: str | os.PathLike) -> dict:
-    """The checkpoint's generation_config.json (repetition penalty, eos ids) without transformers."""
+    """The checkpoint's generation_config.json (repetition penalty, eos ids) without loading a model:
+    from the folder, or for a hub id from the local hub cache (nothing is downloaded here)."""
     path = Path(model_path) / "generation_config.json"
+    if not path.is_file() and not Path(model_path).exists():
+        try:
+            from huggingface_hub import try_to_load_from_cache
+
+            cached = try_to_load_from_cache(str(model_path), "generation_config.json")
+        except Exception:  # not a valid repo id, no hub library: nothing cached to read
+            cached = None
+        path = Path(cached) if isinstance(cached, str) else path
     if not path.is_file():
         return {}
     try:
@@ -165,6 +200,8 @@ def check_resume(save_path: Path, new: dict, has_predictions: bool) -> dict | No
     """The stored record when the new run may resume it; RunMismatch naming each difference if not."""
     path = record_path(save_path)
     ways_out = "use another --save_path, or --overwrite to discard them and start afresh"
+    if not has_predictions:  # a run that stopped before its first answer (say, at loading) leaves nothing to mix
+        return None
     if not path.is_file():
         if has_predictions:
             raise RunMismatch(f"{save_path} holds predictions but no run record ({path.name}), so nothing says "

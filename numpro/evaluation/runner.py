@@ -28,6 +28,7 @@ from . import run_record as run_records
 from .tasks import Query
 
 OK = "ok"
+BARRIER_HOURS = 48  # torchrun: how long a rank waits for the others at a barrier
 log = logging.getLogger(__name__)  # the eval CLI shows its INFO lines on stdout (console_logging)
 
 
@@ -155,8 +156,6 @@ class BatchDataset:
         if not video.frames:
             return None, "empty_video", f"{path}: no frames to sample", {}
         pixels, numbers, extra = video.pixels, list(video.numbers), {}
-        if video.partial:  # partial numbering: the record says which frames carry their numbers
-            extra["numbered_frames"] = video.stamped_numbers
         if options.video_io == "upstream":
             from ..upstream_io import mp4v_round_trip
 
@@ -164,6 +163,9 @@ class BatchDataset:
         select = getattr(self.preprocessor, "select_frames", None)
         if select is not None:  # a family that feeds a subset or resized frames (Qwen2-VL's upstream rule)
             pixels, numbers = select(pixels, numbers)
+        if video.partial:  # partial numbering: the record says which of the frames the model gets are numbered
+            fed = set(numbers)
+            extra["numbered_frames"] = [n for n in video.stamped_numbers if n in fed]
         if options.dump_frames is not None:  # exactly what the model gets
             folder = options.dump_frames / Path(name).stem
             dump_frames(folder, pixels, numbers)
@@ -268,7 +270,15 @@ def _init_distributed(dist: Dist, device: str):
     import torch.distributed as td
 
     if not td.is_initialized():
-        td.init_process_group(backend="nccl" if device.startswith("cuda") else "gloo")
+        import datetime
+
+        if device.startswith("cuda"):
+            import torch
+
+            torch.cuda.set_device(device)  # the barriers' device, not a guess
+        # Ranks wait at the end for the slowest one: hours on long videos, not the 10-minute default.
+        td.init_process_group(backend="nccl" if device.startswith("cuda") else "gloo",
+                              timeout=datetime.timedelta(hours=BARRIER_HOURS))
     return td
 
 
@@ -294,7 +304,7 @@ def run(task, options: RunOptions, load_model: Callable[[str], object], device: 
     _refuse_json_list(save_path)
     stored = None
     if run_record is not None and not options.overwrite:
-        stored = run_records.check_resume(save_path, run_record, bool(_prediction_files(save_path)))
+        stored = run_records.check_resume(save_path, run_record, bool(_existing_records(save_path)))
     td = _init_distributed(dist, device)
     _barrier(td)  # every rank has compared before rank 0 rewrites anything
     if dist.rank == 0:
@@ -324,9 +334,17 @@ def _queries(task, options: RunOptions) -> list[Query]:
 
 
 def _start(save_path: Path, options: RunOptions, run_record: dict | None, stored: dict | None, n_queries: int) -> None:
-    """--overwrite discards the old run; the run record is written before the first query."""
+    """--overwrite discards the old run; the run record is written before the first query.
+
+    Part files a killed multi-process run left behind are folded into the predictions first, so
+    that what this run appends is read after them and a newer answer always wins the merge."""
     if options.overwrite:
         discard_run(save_path)
+    parts = _prediction_files(save_path)[1 if save_path.is_file() else 0:]
+    if parts:
+        jsonio.write_jsonl(save_path, _existing_records(save_path))
+        for part in parts:
+            part.unlink()
     if run_record is not None:
         annotations = dict(run_record.get("annotations", {}), n_queries=n_queries)
         run_records.write(save_path, dict(run_record, annotations=annotations), stored)
@@ -338,11 +356,12 @@ def _todo(task, save_path: Path, all_queries: list[Query], dist: "Dist") -> list
     done = {_identity(task, r) for r in _existing_records(save_path)
             if r.get("status") == OK and _identity(task, r) in current
             and task.same_question(r, current[_identity(task, r)])}
-    groups = [g for i, g in enumerate(group_by_video(all_queries)) if i % dist.world == dist.rank]
-    _say(dist, f"{len(all_queries)} queries, {len(done)} already answered, "
-               f"{sum(1 for q in all_queries if q.key not in done)} to run"
+    remaining = [q for q in all_queries if q.key not in done]
+    _say(dist, f"{len(all_queries)} queries, {len(done)} already answered, {len(remaining)} to run"
                + (f" on {dist.world} processes" if dist.world > 1 else ""))
-    return [q for group in groups for q in group if q.key not in done]
+    # the remaining videos are dealt out, so a resumed run keeps every rank busy
+    groups = [g for i, g in enumerate(group_by_video(remaining)) if i % dist.world == dist.rank]
+    return [q for group in groups for q in group]
 
 
 def _generate(task, options: RunOptions, model, todo: list[Query], output: Path, dist: "Dist") -> None:
@@ -396,6 +415,10 @@ def _finish(task, options: RunOptions, save_path: Path, all_queries: list[Query]
         line, usage = options.usage_summary(scored)
         summary += "\n" + line
         metrics["usage"] = usage
+    reason = useless_reason(metrics, options)
+    metrics["measured"] = reason is None
+    if reason:
+        metrics["not_measured_because"] = reason
     if run_record is not None:
         metrics["run"] = run_records.summary_fields(run_record)
         metrics["run_record"] = run_records.record_path(save_path).name
@@ -408,22 +431,27 @@ def _finish(task, options: RunOptions, save_path: Path, all_queries: list[Query]
 
 def _raise_if_useless(metrics: dict | None, options: RunOptions) -> None:
     """A non-zero exit, with the reason, when the metrics measure nothing."""
-    if metrics is None:
-        return
+    reason = None if metrics is None else useless_reason(metrics, options)
+    if reason:
+        raise RunError(reason)
+
+
+def useless_reason(metrics: dict, options: RunOptions) -> str | None:
+    """Why these metrics measure nothing (None when they measure something)."""
     statuses = metrics.get("status", {})
     n = metrics.get("n", 0)
     if statuses.get("dry_run"):  # the API backend's --dry_run: requests written, nothing asked
-        return
+        return None
     if n == 0:
-        raise RunError("no query was evaluated")
+        return "no query was evaluated"
     if statuses.get(OK, 0) == 0:
         if statuses.get("missing_video", 0) == n:
-            raise RunError(f"none of the {n} queries' videos was found in {options.videos}; is --videos right?")
+            return f"none of the {n} queries' videos was found in {options.videos}; is --videos right?"
         counts = ", ".join(f"{k} {v}" for k, v in sorted(statuses.items()))
-        raise RunError(f"no query was answered ({counts}); see the 'error' field of the records")
+        return f"no query was answered ({counts}); see the 'error' field of the records"
     if metrics.get("n_empty_answers", 0) == statuses.get(OK, 0):
-        raise RunError(f"every answer is empty; nothing to parse (is --max_new_tokens {options.max_new_tokens} "
-                       "too small?)")
+        return f"every answer is empty; nothing to parse (is --max_new_tokens {options.max_new_tokens} too small?)"
+    return None
 
 
 def _answer(task, model, work: PreparedWork, options: RunOptions) -> Iterator[dict]:

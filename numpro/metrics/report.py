@@ -160,6 +160,9 @@ def finish_script(summary: str, payload: dict, pred: str, out: str | None, nothi
     import sys
 
     print(summary)
+    payload = dict(payload, measured=not nothing_measured)
+    if nothing_measured:
+        payload["not_measured_because"] = nothing_measured
     try:
         path = save_metrics(out or default_out_path(pred), payload)
     except OSError as err:
