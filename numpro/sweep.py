@@ -44,7 +44,7 @@ OWN_FLAGS = ("--font_size", "--color", "--position", "--save_path", "--output_di
 # Resolved arguments that change only speed or where files go, never the answers: may differ on a rerun.
 SPEED_ARGUMENTS = {"batch_size", "workers", "backend", "device", "device_map", "dump_frames", "overwrite", "debug",
                    "save_path", "output_dir", "output_name", "concurrency", "max_retries", "request_timeout",
-                   "price_per_mtok_in", "price_per_mtok_out"}
+                   "price_per_mtok_in", "price_per_mtok_out", "no_progress"}
 
 
 class SweepError(Exception):
