@@ -62,3 +62,20 @@ def test_only_the_chosen_frames_carry_numbers(dataset, tmp_path):
         assert np.array_equal(dumped, stamper.stamp(plain, k) if k in numbered else plain)
     protocol = json.loads((tmp_path / "p_run.json").read_text())["protocol"]
     assert (protocol["number_fraction"], protocol["number_sampling"], protocol["number_seed"]) == (0.5, "random", 3)
+
+
+def test_the_record_lists_only_numbered_frames_the_model_gets(dataset, tmp_path):
+    # vid1: 9 s, so 9 frames at 1 FPS; Qwen2-VL's upstream rule feeds 8 of them (frame 4 dropped).
+    # Uniform 0.6 numbers frames 0, 2, 4, 6, 8: frame 4 never reaches the model, so it is not listed.
+    from numpro.models.tiny import build
+
+    model = build("qwen2_vl", tmp_path / "qwen")
+    save = tmp_path / "p.jsonl"
+    argv = ["--data_path", str(dataset / "test.json"), "--video_path", str(dataset / "videos"), "--model_path",
+            str(model), "--save_path", str(save), "--max_new_tokens", "2", "--workers", "0", "--limit", "4",
+            "--number_fraction", "0.6", "--dump_frames", str(tmp_path / "frames")]
+    assert main(qwen2_vl_7b_mr.SPEC, argv) == 0
+    record = [r for r in read_jsonl(save) if r["id"] == "vid1_0"][0]
+    assert timeline.numbered_positions(9, 0.6).tolist() == [0, 2, 4, 6, 8]
+    assert record["numbered_frames"] == [0, 2, 6, 8]
+    assert sorted(p.name for p in (tmp_path / "frames" / "vid1").glob("*.png"))[4] == "000005.png"

@@ -319,3 +319,18 @@ def test_a_template_without_exactly_one_query_place_is_refused(tiny, data, tmp_p
     for template in ("When does {query} happen?", "Where is the dog?", "{} and {}"):
         assert main(qwen2_vl_7b_mr.SPEC, args(tiny, data, tmp_path / "t.jsonl", "--input_format", template)) == 2
         assert "exactly one {}" in capsys.readouterr().err
+
+
+def test_sharded_checkpoints_with_equal_config_and_index_differ_in_identity(tmp_path):
+    index = {"weight_map": {"a": "model-00001-of-00002.safetensors", "b": "model-00002-of-00002.safetensors"}}
+    identities = []
+    for name, fill in (("step1000", b"\x01"), ("step2000", b"\x02")):
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "config.json").write_text("{}")
+        (folder / "model.safetensors.index.json").write_text(json.dumps(index))
+        for shard in set(index["weight_map"].values()):
+            (folder / shard).write_bytes(b"header" + fill * 4096)
+        identities.append(run_record.model_identity(folder))
+    assert identities[0]["weights_sha256"] == identities[1]["weights_sha256"]  # the index alone cannot tell
+    assert identities[0]["shards_fingerprint"] != identities[1]["shards_fingerprint"]
