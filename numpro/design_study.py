@@ -22,7 +22,6 @@ Example:
 from __future__ import annotations
 
 import argparse
-import csv
 import hashlib
 import itertools
 import json
@@ -37,6 +36,9 @@ import numpy as np
 
 from .argtypes import positive_int
 from .jsonio import JsonInputError, JsonlWriter, iter_jsonl, read_json, read_records, write_json
+from .jsonio import write_csv as write_csv_file
+from .cli_args import parse_color, parse_position
+from .evaluation.run_record import sha256_file
 from .stamp import POSITIONS, Stamper, StampStyle, find_font, normalize_position
 
 DEFAULT_CLIP = "openai/clip-vit-base-patch32"
@@ -268,21 +270,13 @@ def evaluate_style(scorer: ClipScorer, style: StampStyle | None, images: Sequenc
 
 
 # ------------------------------------------------------------------------------ settings and resume
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def model_identity(model: str) -> dict:
     """What identifies the CLIP weights: a folder's config files and weight files, or a hub name."""
     path = Path(model)
     if not path.is_dir():
         return {"name": model}
     files = sorted(p for p in path.iterdir() if p.is_file())
-    configs = {p.name: _sha256_file(p) for p in files if p.suffix == ".json"}
+    configs = {p.name: sha256_file(p) for p in files if p.suffix == ".json"}
     weights = {p.name: [p.stat().st_size, p.stat().st_mtime_ns] for p in files
                if p.suffix in (".safetensors", ".bin", ".pt", ".pth")}
     return {"name": path.name, "configs": configs, "weights": weights}
@@ -313,12 +307,7 @@ def saved_results(path: Path, key: str) -> dict[str, dict]:
 
 # ------------------------------------------------------------------------------ outputs
 def write_csv(rows: Sequence[dict], path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=COLUMNS, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(rows)
-    tmp.replace(path)
+    write_csv_file(path, rows, COLUMNS)
 
 
 def _ink(color: str):
@@ -501,21 +490,6 @@ def _score_styles(scorer: ClipScorer, todo: Sequence[StampStyle | None], sample:
 
 
 # ------------------------------------------------------------------------------ command line
-def _color(text: str) -> str:
-    try:
-        StampStyle(color=text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"unknown colour {text!r} (a PIL colour name such as red, or #rrggbb)") from None
-    return text
-
-
-def _position(text: str) -> str:
-    try:
-        return normalize_position(text)
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(str(err)) from None
-
-
 def register(subparsers, name: str, help_text: str) -> None:
     parser = subparsers.add_parser(name, help=help_text, description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -528,9 +502,9 @@ def register(subparsers, name: str, help_text: str) -> None:
     parser.add_argument("--pairs", type=positive_int, default=1000, help="image-caption pairs sampled (default %(default)s)")
     parser.add_argument("--sizes", type=positive_int, nargs="+", default=list(DEFAULT_SIZES), metavar="PX",
                         help="font sizes (default %(default)s)")
-    parser.add_argument("--colors", type=_color, nargs="+", default=list(DEFAULT_COLORS), metavar="COLOR",
+    parser.add_argument("--colors", type=parse_color, nargs="+", default=list(DEFAULT_COLORS), metavar="COLOR",
                         help="number colours (default %(default)s)")
-    parser.add_argument("--positions", type=_position, nargs="+", default=list(POSITIONS), metavar="POSITION",
+    parser.add_argument("--positions", type=parse_position, nargs="+", default=list(POSITIONS), metavar="POSITION",
                         help=f"positions: {', '.join(POSITIONS)} (or tl tr bl br c; default all)")
     parser.add_argument("--seed", type=int, default=42, help="seed of the sample (default %(default)s)")
     parser.add_argument("--batch_size", "--batch-size", type=positive_int, default=64,

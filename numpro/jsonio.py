@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable, Iterator, Sequence
 
 
 class JsonInputError(ValueError):
@@ -40,11 +40,24 @@ def dumps_line(record: Any) -> str:
 def read_json(path: str | os.PathLike) -> Any:
     """Load a whole JSON document."""
     path = Path(path)
-    text = _read_text(path)
+    return _parse_json(path, _read_text(path))
+
+
+def _parse_json(path: Path, text: str) -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError as err:
         raise JsonInputError(f"{path}: line {err.lineno}, column {err.colno}: invalid JSON ({err.msg})") from None
+
+
+def read_json_object(path: str | os.PathLike) -> dict:
+    """An optional side file (a run record, a sweep's state): its JSON object, or {} when the file is
+    missing, unreadable or not an object, since such a file only adds information."""
+    try:
+        loaded = read_json(path)
+    except JsonInputError:
+        return {}
+    return loaded if isinstance(loaded, dict) else {}
 
 
 def iter_jsonl(path: str | os.PathLike, *, allow_partial_tail: bool = False) -> Iterator[tuple[int, Any]]:
@@ -54,7 +67,10 @@ def iter_jsonl(path: str | os.PathLike, *, allow_partial_tail: bool = False) -> 
     mid-write) is skipped instead of raising.
     """
     path = Path(path)
-    text = _read_text(path, allow_partial_tail=allow_partial_tail)
+    yield from _jsonl_lines(path, _read_text(path, allow_partial_tail=allow_partial_tail), allow_partial_tail)
+
+
+def _jsonl_lines(path: Path, text: str, allow_partial_tail: bool) -> Iterator[tuple[int, Any]]:
     lines = text.split("\n")
     for number, line in enumerate(lines, start=1):
         if not line.strip():
@@ -74,13 +90,13 @@ def located_records(path: str | os.PathLike, *, allow_partial_tail: bool = False
     detected by content; the position ("line 3" or "record 3") is what error messages name."""
     path = Path(path)
     text = _read_text(path, allow_partial_tail=allow_partial_tail)
-    if text.lstrip().startswith("["):
-        data = read_json(path)
+    if text.lstrip().startswith("["):  # the text in hand is parsed: each file is read once
+        data = _parse_json(path, text)
         if not isinstance(data, list):
             raise JsonInputError(f"{path}: expected a JSON list of records")
         records = [(f"record {number}", record) for number, record in enumerate(data, start=1)]
     else:
-        lines = iter_jsonl(path, allow_partial_tail=allow_partial_tail)
+        lines = _jsonl_lines(path, text, allow_partial_tail)
         records = [(f"line {number}", record) for number, record in lines]
     for position, record in records:
         if not isinstance(record, dict):
@@ -93,12 +109,33 @@ def read_records(path: str | os.PathLike, *, allow_partial_tail: bool = False) -
     return [record for _, record in located_records(path, allow_partial_tail=allow_partial_tail)]
 
 
-def write_json(path: str | os.PathLike, data: Any, *, indent: int = 2) -> None:
-    """Write a JSON document atomically (temporary file, then rename)."""
+def write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write a text file atomically (a temporary file of this process, then rename): a half-written
+    file never takes the place of a finished one. Parent folders are created."""
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, ensure_ascii=False, indent=indent, default=_to_builtin) + "\n", encoding="utf-8")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
+    return path
+
+
+def write_json(path: str | os.PathLike, data: Any, *, indent: int = 2, sort_keys: bool = False) -> None:
+    """Write a JSON document atomically (see write_text)."""
+    write_text(path, json.dumps(data, ensure_ascii=False, indent=indent, sort_keys=sort_keys,
+                                default=_to_builtin) + "\n")
+
+
+def write_csv(path: str | os.PathLike, rows: Iterable[dict], columns: Sequence[str]) -> Path:
+    """Rows as a CSV file with a header, atomically (see write_text); fields not in `columns` are left out."""
+    import csv
+    import io
+
+    buffer = io.StringIO(newline="")
+    writer = csv.DictWriter(buffer, fieldnames=list(columns), extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    return write_text(path, buffer.getvalue())
 
 
 def write_jsonl(path: str | os.PathLike, records: Iterable[Any]) -> Path:

@@ -11,7 +11,9 @@ paper's mAP and HIT@1).
 
 from __future__ import annotations
 
-MR_KEYS = ("R@0.3", "R@0.5", "R@0.7", "mIoU")
+from .metrics.report import MR_KEYS
+from .protocol import COLOR, FONT_SIZE, POSITION
+
 HD_KEYS = ("HL-min-VeryGood-mAP", "HL-min-VeryGood-Hit1")
 
 # Datasets of the main table: key -> (title, task, metric keys, short metric names)
@@ -50,7 +52,7 @@ RERUN_NOTE = ("An independent rerun of the released NumPro-FT checkpoint on Char
               "64.60 / 42.61 / 20.78 / 41.83 (upstream issue #18).")
 
 # The paper's number style (the main table's runs).
-DEFAULT_STYLE = (40, "red", "bottom_right")
+DEFAULT_STYLE = (FONT_SIZE, COLOR, POSITION)
 
 # Tab. 3: Qwen2-VL-7B + NumPro on Charades-STA, one factor varied at a time, the others at
 # 40 / red / bottom_right. (font_size, color, position) -> the metrics the paper gives for it.

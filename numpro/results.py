@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from . import paper
-from .jsonio import JsonInputError, read_json
+from .jsonio import JsonInputError, read_json, write_text
 
 NONE = "–"
 
@@ -446,13 +446,6 @@ def _notes(table: Table) -> list[str]:
     return out
 
 
-def _write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def register(subparsers, name: str, help_text: str) -> None:
     parser = subparsers.add_parser(name, help=help_text, description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -476,7 +469,7 @@ def _command(args) -> int:
         print(f"warning: {text}", file=sys.stderr)
     if args.out is not None:
         try:
-            _write_text(args.out, table.markdown)
+            write_text(args.out, table.markdown)
         except OSError as err:
             print(f"error: cannot write {args.out}: {err.strerror or err}", file=sys.stderr)
             return 2

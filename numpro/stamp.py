@@ -19,6 +19,8 @@ from typing import Iterable, Sequence
 import numpy as np
 from PIL import Image, ImageColor, ImageDraw, ImageFont
 
+from . import protocol
+
 POSITIONS = ("top_left", "top_right", "bottom_left", "bottom_right", "center")
 POSITION_ALIASES = {"tl": "top_left", "tr": "top_right", "bl": "bottom_left", "br": "bottom_right", "c": "center"}
 FONT_FILE = "DejaVuSans-Bold.ttf"
@@ -55,9 +57,9 @@ def normalize_position(position: str) -> str:
 
 @dataclass(frozen=True)
 class StampStyle:
-    font_size: int = 40
-    color: str | tuple[int, int, int] = "red"
-    position: str = "bottom_right"
+    font_size: int = protocol.FONT_SIZE
+    color: str | tuple[int, int, int] = protocol.COLOR
+    position: str = protocol.POSITION
     font_path: str | None = None  # None: DejaVu Sans Bold from matplotlib
 
     def __post_init__(self):

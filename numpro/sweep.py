@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import csv
 import importlib.util
 import io
 import itertools
@@ -36,7 +35,7 @@ from typing import Any
 from . import paper
 from .argtypes import positive_int
 from .cli_args import parse_color, parse_position
-from .jsonio import JsonInputError, read_json, write_json
+from .jsonio import JsonInputError, read_json, read_json_object, write_csv, write_json, write_text
 from .stamp import POSITIONS
 
 # Flags the sweep sets itself for every style.
@@ -220,12 +219,7 @@ def write_tables(output: Path, outcomes: list[Outcome], task: str) -> tuple[Path
         rows.append(row)
     columns = list(rows[0]) if rows else ["font_size", "color", "position", *keys]
     csv_path, md_path = output / "sweep.csv", output / "sweep.md"
-    tmp = csv_path.with_name(csv_path.name + ".tmp")
-    with open(tmp, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(rows)
-    os.replace(tmp, csv_path)
+    write_csv(csv_path, rows, columns)
 
     def cell(value: Any) -> str:
         if value == "" or value is None:
@@ -250,9 +244,7 @@ def write_tables(output: Path, outcomes: list[Outcome], task: str) -> tuple[Path
         notes.append("Paper: Tab. 3, Qwen2-VL-7B + NumPro on Charades-STA, one factor varied at a time with the "
                      "others at 40 / red / bottom_right; –: not given in the paper.")
         notes += _comparability_notes(output, outcomes)
-    tmp = md_path.with_name(md_path.name + ".tmp")
-    tmp.write_text("\n".join(lines + notes) + "\n", encoding="utf-8")
-    os.replace(tmp, md_path)
+    write_text(md_path, "\n".join(lines + notes) + "\n")
     return csv_path, md_path
 
 
@@ -330,13 +322,7 @@ def _script_and_arguments(args) -> tuple[Path, list[str]]:
 
 def _read_state(path: Path) -> dict:
     """The sweep's saved state (each style's last status); empty when there is none or it cannot be read."""
-    if not path.is_file():
-        return {}
-    try:
-        loaded = read_json(path)
-    except JsonInputError:
-        return {}
-    return loaded if isinstance(loaded, dict) else {}
+    return read_json_object(path)
 
 
 def _plan(python: str, script: Path, script_args: list[str], output: Path, styles: list[Style], spec,

@@ -20,6 +20,7 @@ from typing import Iterable, Iterator, Sequence
 import numpy as np
 
 from . import timeline
+from .protocol import FRAME_SIZE
 
 BACKENDS = ("auto", "decord", "pyav", "opencv")
 VIDEO_EXTENSIONS = (".mp4", ".mkv", ".webm", ".avi", ".mov", ".m4v", ".flv", ".mpg", ".mpeg", ".wmv", ".3gp")
@@ -368,7 +369,7 @@ def _decode_with(path: Path, indices: np.ndarray, size, backend: str) -> np.ndar
 
 
 def decode(
-    path: str | Path, indices: Iterable[int], size: int | Sequence[int] | None = 336, backend: str = "auto"
+    path: str | Path, indices: Iterable[int], size: int | Sequence[int] | None = FRAME_SIZE, backend: str = "auto"
 ) -> np.ndarray:
     """Decode the source frames at `indices` (presentation order), resized to `size`.
 
@@ -394,7 +395,7 @@ def _short_tolerance(fps: float) -> int:
 def read_sampled(
     path: str | Path,
     fps: float,
-    size: int | Sequence[int] | None = 336,
+    size: int | Sequence[int] | None = FRAME_SIZE,
     backend: str = "auto",
     max_frames: int | None = None,
 ) -> SampledVideo:

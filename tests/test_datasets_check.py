@@ -167,3 +167,26 @@ def test_detect_format(tmp_path, name, content, fmt):
     else:
         path.write_text(content if isinstance(content, str) else json.dumps(content))
     assert check.detect_format(path) == fmt
+
+
+def test_a_source_training_has_no_folder_for_gets_none_here_either(tmp_path, clips):
+    from numpro.datasets.training import sample_source
+    from numpro.training.preflight import _source
+
+    data = [sample("clip", "From 1 to 2."), sample("clip", "From 1 to 2.", source="youtube")]
+    assert [sample_source(s) for s in data] == ["anet", "youtube"] == [_source(s) for s in data]
+    # the generic folder holds the clip, but training would not look there for a "youtube" sample
+    options = Options(source_folders={"anet": str(clips)}, video_folder=str(clips), progress=False)
+    report = check.check(write(tmp_path, data, "train_sft.json"), options=options)
+    assert report.columns == ["anet", "youtube"]
+    assert report.folders["youtube"].startswith("not given")
+
+
+def test_bad_numbers_for_the_check_are_usage_errors(tmp_path, capsys):
+    from numpro import cli
+
+    annotations = write(tmp_path, [sample("clip", "From 1 to 2.")], "train_sft.json")
+    for flag, value in [("--max_frames", "-1"), ("--model_max_length", "0"), ("--duration_tolerance", "-2")]:
+        with pytest.raises(SystemExit) as exit_info:
+            cli.main(["data", "check", "--annotations", str(annotations), flag, value])
+        assert exit_info.value.code == 2 and flag in capsys.readouterr().err

@@ -18,6 +18,12 @@ def test_each_family_loads_with_the_arguments_it_declares():
         assert family.scripts.format(task="mr").startswith("eval/")
 
 
+def test_longva_stops_where_its_prompt_ends_a_turn():
+    from numpro.models.longva_inputs import STOP_STRING
+
+    assert FAMILIES["longva"].stop_strings == (STOP_STRING,)
+
+
 def test_model_types_map_to_one_family_each():
     types = [t for f in FAMILIES.values() for t in f.model_types]
     assert len(types) == len(set(types))

@@ -73,6 +73,7 @@ def test_run_record_says_what_produced_the_numbers(tiny, data, tmp_path):
     # the metrics file alone says what it measures
     metrics = json.loads((tmp_path / "out" / "pred_metrics.json").read_text())
     assert metrics["run"]["model"] == record["model"] and metrics["run_record"] == "pred_run.json"
+    assert metrics["run"]["annotations"]["n_queries"] == 2  # the record as written, not the one built at start
 
 
 def test_run_record_is_written_before_the_model_loads(tiny, data, tmp_path):

@@ -140,13 +140,12 @@ def _moment_items(records: list[dict]) -> list[Item]:
 def _training_items(records: list[dict]) -> list[Item]:
     items = []
     for number, sample in enumerate(records, 1):
-        source = sample.get("source")
         items.append(
             Item(
                 str(sample["id"]) if "id" in sample else f"record {number} ({sample['video']})",
                 sample["video"],
                 sample["video"] + ".mp4",  # the trainer opens <folder>/<video>.mp4
-                source if source in training.SOURCES else NO_SOURCE,
+                training.sample_source(sample),
                 sample.get("duration"),
                 frame_spans=training.answer_spans(sample),
                 sample=sample,
@@ -204,9 +203,11 @@ def _without_spans(tally: Tally) -> Tally:
 
 # ------------------------------------------------------------------ the checks
 def _folder_for(column: str, options: Options) -> str | None:
-    if column != NO_SOURCE and options.source_folders.get(column):
-        return options.source_folders[column]
-    return options.video_folder
+    if column == NO_SOURCE:
+        return options.video_folder
+    if column not in training.SOURCES:  # training has no folder for this source either
+        return None
+    return options.source_folders.get(column) or options.video_folder
 
 
 def _locate(items: list[Item], columns: list[str], options: Options, tallies: dict[str, Tally]):

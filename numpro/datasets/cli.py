@@ -18,9 +18,10 @@ from pathlib import Path
 from typing import Callable
 
 from .. import jsonio, protocol
+from ..argtypes import nonnegative_float, nonnegative_int, positive_int
 from ..cli_args import add_flag, add_progress, add_workers
+from . import didemo
 
-DEFAULT_HASH_FILE = "preprocess/yfcc100m_hash.txt"  # shipped with the preprocessing scripts
 
 
 def _guarded(handler: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
@@ -84,7 +85,6 @@ def _anet(args: argparse.Namespace) -> int:
 
 def _didemo_durations(args: argparse.Namespace, hashes: dict[str, str]) -> dict[str, float]:
     """Real lengths of the annotation's videos found in --videos (hash or original names)."""
-    from . import didemo
     from .videofolder import VideoIndex, probe_all
 
     index = VideoIndex(args.videos)
@@ -107,7 +107,6 @@ def _didemo_durations(args: argparse.Namespace, hashes: dict[str, str]) -> dict[
 
 
 def _didemo(args: argparse.Namespace) -> int:
-    from . import didemo
 
     hashes = didemo.read_hash_file(_existing(args.hash_file, "--hash_file"))
     durations = _didemo_durations(args, hashes) if args.videos else None
@@ -128,7 +127,7 @@ def _qvhighlights(args: argparse.Namespace) -> int:
 
 
 def _vtimellm(args: argparse.Namespace) -> int:
-    from . import didemo, vtimellm
+    from . import vtimellm
 
     hashes = didemo.read_hash_file(_existing(args.hash_file, "--hash_file")) if args.hash_file else None
     conversion = vtimellm.convert(args.annotations, hashes, split_mode=args.split_mode)
@@ -202,7 +201,8 @@ def _add_converters(tools) -> None:
 
     p = tools.add_parser("didemo", help="DiDeMo json -> NumPro test file (seconds, hashed names)")
     add_flag(p, "--annotations", required=True, nargs="+", help="{train,val,test}_data.json, one or more")
-    add_flag(p, "--hash_file", default=DEFAULT_HASH_FILE, help=f"yfcc100m_hash.txt (default {DEFAULT_HASH_FILE})")
+    add_flag(p, "--hash_file", default=str(didemo.HASH_FILE),
+             help="yfcc100m_hash.txt (default: preprocess/yfcc100m_hash.txt of this checkout)")
     add_flag(p, "--output", required=True, help="NumPro test file to write (JSON list)")
     add_flag(p, "--videos", help="folder of the DiDeMo videos: probe their real durations (default: num_segments * 5 s)")
     add_workers(p, cap=PROBE_WORKERS_CAP, what="parallel probes")
@@ -237,18 +237,18 @@ def _add_check(tools) -> None:
     add_flag(p, "--internvid_video_folder", help="numbered clips of source 'internvid'")
     add_flag(p, "--video_info", help="Charades_v1_*.csv, for a raw Charades-STA txt")
     add_flag(p, "--hash_file", help="yfcc100m_hash.txt, for raw DiDeMo or VTimeLLM files")
-    add_flag(p, "--model_max_length", type=int, default=protocol.MODEL_MAX_LENGTH,
+    add_flag(p, "--model_max_length", type=positive_int, default=protocol.MODEL_MAX_LENGTH,
           help="training token cap (default %(default)s)")
-    add_flag(p, "--max_frames", type=int, default=protocol.MAX_FRAMES,
+    add_flag(p, "--max_frames", type=nonnegative_int, default=protocol.MAX_FRAMES,
           help="training's frame cap (default %(default)s; 0: none)")
     add_flag(p, "--tokenizer", help="LongVA checkpoint folder: count text tokens exactly, as training's pre-flight "
                                  "scan does (default: estimated from the characters)")
-    add_flag(p, "--duration_tolerance", type=float, default=1 / protocol.NUMPRO_FT_FPS,
+    add_flag(p, "--duration_tolerance", type=nonnegative_float, default=1 / protocol.NUMPRO_FT_FPS,
           help="seconds a video may differ from the file (default %(default)g)")
     add_workers(p, cap=PROBE_WORKERS_CAP, what="parallel probes")
     add_flag(p, "--no_probe", action="store_true", help="only look for the files, do not open them")
     add_progress(p)
-    add_flag(p, "--examples", type=int, default=5, help="examples shown per kind of problem")
+    add_flag(p, "--examples", type=nonnegative_int, default=5, help="examples shown per kind of problem")
     add_flag(p, "--missing_list", help="write every missing video name here, one per line")
     add_flag(p, "--strict", action="store_true", help="exit with status 1 when any problem is found")
     p.set_defaults(func=_guarded(_check))

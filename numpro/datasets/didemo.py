@@ -30,6 +30,9 @@ _FLICKR_NAME = re.compile(r"^\d+@N\d+_(\d+)(?:_[0-9a-f]+)?$")  # owner@N0x_<id>_
 SEGMENT_SECONDS = 5.0
 MAX_SECONDS = 30.0  # DiDeMo keeps at most the first 30 s of a video
 DEFAULT_SEGMENTS = 6
+# The DiDeMo id -> hash mapping ships in the checkout's preprocess/ folder (the data tools' and the
+# preprocessing scripts' default, wherever they are run from).
+HASH_FILE = Path(__file__).resolve().parents[2] / "preprocess" / "yfcc100m_hash.txt"
 
 
 def read_hash_file(path: str | Path) -> dict[str, str]:

@@ -21,6 +21,13 @@ from .records import check_type, load_list, need, text, where
 
 SOURCES = ("anet", "didemo", "internvid")
 NO_SOURCE = "(no source)"  # samples without "source": they use the generic video folder
+
+
+def sample_source(sample) -> str:
+    """The sample's source column: its "source", or NO_SOURCE without one. A source other than
+    SOURCES keeps its own name: training has no folder for it (as upstream), and `data check` says so."""
+    source = sample.get("source") if isinstance(sample, dict) else None
+    return source if isinstance(source, str) and source else NO_SOURCE
 ROLES = ("human", "gpt")
 IMAGE_TOKEN = "<image>"
 # "From x to y" with optional "Frame" words: upstream's answer pattern, every match in a turn.

@@ -13,10 +13,12 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import prompts
+from .. import prompts, timeline
 from ..argtypes import positive_float, positive_int
 from ..cli_args import add_flag, add_progress, add_sampling, add_stamp_style, add_workers, stamp_style
 from ..jsonio import JsonInputError, read_json, write_json
+from ..models.qwen2_vl import FRAME_RULES
+from ..upstream_io import MODES as VIDEO_IO_MODES
 from ..video import BACKENDS
 from . import run_record
 from .runner import RunError, RunOptions, run
@@ -114,17 +116,17 @@ def _add_protocol_arguments(parser: argparse.ArgumentParser, spec: ScriptSpec) -
     add_flag(protocol, "--max_new_tokens", type=positive_int, default=spec.max_new_tokens)
     add_flag(protocol, "--number_fraction", type=_fraction, default=1.0,
                           help="number only this fraction of the sampled frames (paper Fig. 7); the rest stay plain")
-    add_flag(protocol, "--number_sampling", default="uniform", choices=("uniform", "random"),
+    add_flag(protocol, "--number_sampling", default="uniform", choices=timeline.NUMBER_SAMPLINGS,
                           help="which frames carry numbers under --number_fraction: evenly spaced, or a seeded choice")
     add_flag(protocol, "--number_seed", type=int, default=0, help="seed of --number_sampling random")
-    add_flag(protocol, "--video_io", default="exact", choices=("exact", "upstream"),
+    add_flag(protocol, "--video_io", default="exact", choices=VIDEO_IO_MODES,
                           help="exact: the stamped frames go to the model as they are; upstream: first written "
                                "with OpenCV's mp4v and decoded again, as upstream's scripts did (lossy)")
     add_sampling(parser, fps=spec.fps, max_frames=spec.max_frames)
     # moment retrieval may show times instead of numbers (Tab. 9); highlight answers name frames
     add_stamp_style(parser, title="number style" + ("" if spec.task == "mr" else " (--stamp_text number only)"))
     if spec.family is None and not spec.api_only:
-        add_flag(protocol, "--frame_rule", default="upstream", choices=("upstream", "plain"),
+        add_flag(protocol, "--frame_rule", default="upstream", choices=FRAME_RULES,
                               help="Qwen2-VL: upstream = the frames qwen-vl-utils 0.0.8 fed the paper's runs (an even "
                                    "count: odd K drops one middle frame; smaller frames from 342 on); plain = all K")
 
@@ -467,6 +469,8 @@ def _main(spec: ScriptSpec, args) -> int:
 
     device = getattr(args, "device", None) or default_device(Dist.from_env())
     record = build_run_record(spec, args, task, options, family, device)
+    if family != "api":  # the loader uses exactly the dtype and attention the record states
+        args.dtype, args.attn_implementation = record["model"]["dtype"], record["model"]["attn_implementation"]
     if family == "api":
         from ..models import api
 

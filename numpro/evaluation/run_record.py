@@ -203,10 +203,8 @@ def check_resume(save_path: Path, new: dict, has_predictions: bool) -> dict | No
     if not has_predictions:  # a run that stopped before its first answer (say, at loading) leaves nothing to mix
         return None
     if not path.is_file():
-        if has_predictions:
-            raise RunMismatch(f"{save_path} holds predictions but no run record ({path.name}), so nothing says "
-                              f"how they were made; {ways_out}")
-        return None
+        raise RunMismatch(f"{save_path} holds predictions but no run record ({path.name}), so nothing says "
+                          f"how they were made; {ways_out}")
     try:
         stored = jsonio.read_json(path)
     except jsonio.JsonInputError as err:

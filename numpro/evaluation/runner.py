@@ -317,7 +317,7 @@ def run(task, options: RunOptions, load_model: Callable[[str], object], device: 
         _generate(task, options, load_model(device), todo, output, dist)
 
     _barrier(td)
-    metrics = _finish(task, options, save_path, all_queries, run_record) if dist.rank == 0 else None
+    metrics = _finish(task, options, save_path, all_queries) if dist.rank == 0 else None
     if td is not None:
         td.barrier()
         td.destroy_process_group()
@@ -399,8 +399,9 @@ def _check_writable(save_path: Path) -> None:
         raise RunError(f"cannot write predictions to {save_path}: permission denied", 2)
 
 
-def _finish(task, options: RunOptions, save_path: Path, all_queries: list[Query], run_record: dict | None) -> dict:
-    """Merge, score against the current annotations, print and write the metrics."""
+def _finish(task, options: RunOptions, save_path: Path, all_queries: list[Query]) -> dict:
+    """Merge, score against the current annotations, print and write the metrics (which carry the run
+    record as it stands on disk: resumes and settings completed after loading included)."""
     records = merge_records(task, save_path, all_queries)
     wanted = {q.key for q in all_queries}
     scored = [r for r in records if _identity(task, r) in wanted]
@@ -419,9 +420,6 @@ def _finish(task, options: RunOptions, save_path: Path, all_queries: list[Query]
     metrics["measured"] = reason is None
     if reason:
         metrics["not_measured_because"] = reason
-    if run_record is not None:
-        metrics["run"] = run_records.summary_fields(run_record)
-        metrics["run_record"] = run_records.record_path(save_path).name
     jsonio.write_json(metrics_path(save_path), metrics)
     log.info(summary)
     log.info(f"predictions: {save_path}\nmetrics:     {metrics_path(save_path)}\n"

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Iterable
 
-from numpro.jsonio import JsonInputError, read_json, write_json
+from numpro.jsonio import read_json_object, write_json
 from numpro.metrics.hd import HDReport
 from numpro.metrics.mr import MRReport
 
@@ -79,13 +79,8 @@ def run_fields(pred_path: str | os.PathLike) -> dict:
     from numpro.evaluation import run_record
 
     path = run_record.record_path(pred_path)
-    if not path.is_file():
-        return {}
-    try:
-        record = read_json(path)
-    except JsonInputError:
-        return {}
-    return {"run": run_record.summary_fields(record), "run_record": path.name}
+    record = read_json_object(path)
+    return {"run": run_record.summary_fields(record), "run_record": path.name} if record else {}
 
 
 def mr_payload(report: MRReport, pred_path: str | os.PathLike) -> dict:

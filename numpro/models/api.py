@@ -37,6 +37,7 @@ from ..argtypes import nonnegative_int, positive_float, positive_int
 from .api_images import (IMAGE_DETAILS, IMAGE_FORMATS, ApiPreprocessor, ApiRequest, ImageEncoding,
                          abbreviate_images, estimate_prompt_tokens)
 from ..cli_args import flag_names
+from ..jsonio import write_text
 from .base import Answer, PreparedBatch, VideoLanguageModel
 
 OPENAI_BASE_URL = "https://api.openai.com/v1"
@@ -226,7 +227,6 @@ def _read_key(settings: ApiSettings) -> str:
 
 class ApiModel(VideoLanguageModel):
     family = "api"
-    hd_prompt_style = "qwen2_vl"
 
     def __init__(self, settings: ApiSettings, *, log=None):
         self.settings = settings
@@ -383,10 +383,7 @@ class ApiModel(VideoLanguageModel):
         name = f"requests/{hashlib.sha256(text.encode()).hexdigest()[:20]}.json"
         path = Path(self.settings.dry_run) / name
         if not path.is_file():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
-            tmp.write_text(text + "\n", encoding="utf-8")
-            os.replace(tmp, path)
+            write_text(path, text + "\n")
         estimate = {"prompt_tokens": estimate_prompt_tokens(request, self.settings.encoding.detail),
                     "completion_tokens_max": max_new_tokens, "images": len(request.images)}
         return Answer(None, DRY_RUN, None, {"request_file": name, "usage_estimate": estimate})

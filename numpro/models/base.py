@@ -113,7 +113,7 @@ register_family(Family(
     "longva", ("llava_qwen",), "eval/numpro_ft_{task}.py", hd_prompt_style="numpro_ft",
     gpu_dtype="float16",  # upstream's eval dtype
     attention="sdpa",  # upstream's eval picks sdpa on torch >= 2.1.2
-    hub=False, needs_processor=False, stop_strings=("<|im_end|>",),  # upstream's keyword stop
+    hub=False, needs_processor=False, stop_strings=("<|im_end|>",),  # longva_inputs.STOP_STRING, upstream's stop
     load_args=lambda args: {"lora_path": args.lora_path, "max_frames": args.max_frames,
                             "processor_path": args.processor_path}))
 

@@ -24,9 +24,9 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from pathlib import Path
 
+from ..jsonio import write_json
 from .longva_checkpoint import CheckpointError, check_keys, check_shape
 
 logger = logging.getLogger(__name__)
@@ -71,9 +71,7 @@ def write_peft_011_config(lora_dir: str | Path) -> Path:
     """Rewrite the folder's adapter_config.json with peft 0.11.1's fields only (see peft_011_config)."""
     path = Path(lora_dir) / ADAPTER_CONFIG
     config = peft_011_config(json.loads(path.read_text(encoding="utf-8")))
-    staging = path.with_name(path.name + ".tmp")
-    staging.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(staging, path)
+    write_json(path, config, sort_keys=True)
     return path
 
 

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
-# The DiDeMo id -> hash mapping ships beside the scripts, in the checkout's preprocess/ folder.
-DIDEMO_HASH_FILE = Path(__file__).resolve().parents[2] / "preprocess" / "yfcc100m_hash.txt"
+from ..datasets.didemo import HASH_FILE as DIDEMO_HASH_FILE
 
 
 @dataclass(frozen=True)

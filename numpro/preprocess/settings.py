@@ -6,10 +6,10 @@ import math
 from dataclasses import dataclass, field
 
 from .. import clip_writer, protocol, timeline
-from ..stamp import StampStyle
+from ..stamp import POSITION_ALIASES, StampStyle
 from ..video import BACKENDS
 
-POSITION_CODES = {"top_left": "tl", "top_right": "tr", "bottom_left": "bl", "bottom_right": "br", "center": "c"}
+POSITION_CODES = {name: code for code, name in POSITION_ALIASES.items()}  # bottom_right -> br (folder names)
 
 
 @dataclass(frozen=True)

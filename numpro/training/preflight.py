@@ -154,9 +154,7 @@ def source_folders(anet: str | None, didemo: str | None, internvid: str | None, 
     return {"anet": anet, "didemo": didemo, "internvid": internvid, NO_SOURCE: generic}
 
 
-def _source(sample) -> str:
-    source = sample.get("source") if isinstance(sample, dict) else None
-    return source if isinstance(source, str) and source else NO_SOURCE
+_source = training.sample_source  # the one rule, shared with `numpro data check`
 
 
 def _name(sample) -> str:

@@ -146,9 +146,7 @@ def truncate_log(path: Path, step: int) -> None:
         return
     kept = [entry for _, entry in jsonio.iter_jsonl(path, allow_partial_tail=True)
             if entry.get("step", 0) <= step] if step else []
-    staging = path.with_name(path.name + ".tmp")
-    staging.write_text("".join(jsonio.dumps_line(entry) + "\n" for entry in kept), encoding="utf-8")
-    os.replace(staging, path)
+    jsonio.write_jsonl(path, kept)
 
 
 class _TrainBegin(TrainerCallback):
