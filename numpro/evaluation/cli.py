@@ -462,7 +462,7 @@ def _main(spec: ScriptSpec, args) -> int:
         overwrite=args.overwrite,
     )
     if family == "api" and args.dry_run is not None:
-        # --dry_run: the requests go to files in DIR; their placeholder records stay there too
+        # --dry_run: the requests go to files in DIR, and their dry_run records stay there too
         options.save_path, options.overwrite = Path(args.dry_run) / "predictions.jsonl", True
     task = _task(spec, args, family)
     from .runner import Dist, default_device

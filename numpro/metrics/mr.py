@@ -134,7 +134,6 @@ def score_mr_records(
     *,
     default_fps: float = UPSTREAM_FPS,
     swap_reversed: bool = False,
-    strict: bool = True,
     source: str = "records",
 ) -> MRReport:
     """Score moment-retrieval records (ours or upstream's) against their own ground truth.
@@ -144,7 +143,6 @@ def score_mr_records(
     The top-level R@m/mIoU parse with upstream's regex, comparable to the paper (answers of
     --stamp_text seconds runs, `answer_units: "seconds"`, with the seconds rule); `tolerant`
     holds the same with the fallback rules. A repeated id counts once: its newest record.
-    (`strict` is kept for callers of the old signature; the headline is always upstream's.)
     """
     records, n_duplicates = newest_per_id(list(records))
     queries = []
@@ -181,7 +179,6 @@ def evaluate_mr_file(
     *,
     default_fps: float = UPSTREAM_FPS,
     swap_reversed: bool = False,
-    strict: bool = True,
 ) -> MRReport:
     """Score a prediction file: our JSON Lines records or upstream's JSON list."""
     records = read_records(path)
